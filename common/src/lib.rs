@@ -1,0 +1,19 @@
+//! The lava data model and the machinery every lava program shares: value
+//! formats, configuration, table items, the dispatch message and routine,
+//! realm provisioning, logging and the storage seams with their backends.
+
+pub mod config;
+pub mod dispatch;
+pub mod document;
+pub mod logging;
+pub mod names;
+pub mod provision;
+pub mod render;
+pub mod spec;
+pub mod state;
+pub mod store;
+pub mod timestamp;
+pub mod units;
+
+/// The lava version, as `--version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,97 @@
+//! The AWS backend: DynamoDB tables, SQS queues and S3 objects, with an SDK
+//! configuration that honours `AWS_ENDPOINT_URL` (moto, LocalStack) and the
+//! normal credential and region chains.
+
+pub mod attr;
+mod bus;
+mod objects;
+mod queue;
+mod tables;
+
+pub use bus::AwsBus;
+pub use objects::AwsObjects;
+pub use queue::AwsQueue;
+pub use tables::AwsTables;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::Builder as HttpClientBuilder;
+use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
+use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore};
+
+use super::StoreError;
+
+/// Loads the SDK configuration: region, credentials and endpoint from the
+/// environment, the shared config files (`profile` if given) or instance
+/// metadata, exactly as the AWS CLI finds them.
+pub async fn sdk_config(profile: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(client) = http_client() {
+        loader = loader.http_client(client);
+    }
+    loader.load().await
+}
+
+/// CA bundles tried, in order, after `SSL_CERT_FILE` (Debian, then RHEL/Amazon Linux).
+const CA_BUNDLES: [&str; 2] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
+
+/// An HTTP client that is cheap to start, which matters for `lava-dispatch`
+/// (cron starts one per schedule): plain HTTP when `AWS_ENDPOINT_URL` is an
+/// `http://` URL (an emulator on loopback), else TLS trusting the system's
+/// single CA bundle file instead of parsing every file under /etc/ssl/certs.
+/// `None` falls back to the SDK's default client.
+fn http_client() -> Option<SharedHttpClient> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    if endpoint.starts_with("http://") {
+        return Some(HttpClientBuilder::new().build_http());
+    }
+    let from_env = std::env::var("SSL_CERT_FILE").ok();
+    let bundle = from_env
+        .iter()
+        .map(String::as_str)
+        .chain(CA_BUNDLES)
+        .find_map(|path| std::fs::read(path).ok())?;
+    let store = TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(bundle);
+    let context = TlsContext::builder().with_trust_store(store).build().ok()?;
+    Some(
+        HttpClientBuilder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(context)
+            .build_https(),
+    )
+}
+
+/// Maps an SDK failure to a [`StoreError`]; `not_found` names the resource
+/// for codes that mean it does not exist.
+pub(crate) fn store_error<E, R>(
+    err: SdkError<E, R>,
+    not_found: impl FnOnce(&str) -> Option<StoreError>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default().to_string();
+            if let Some(mapped) = not_found(&code) {
+                return mapped;
+            }
+            if code == "ConditionalCheckFailedException" {
+                return StoreError::ConditionFailed(code);
+            }
+            let message = service.err().message().unwrap_or_default();
+            StoreError::Service(format!("{code}: {message}"))
+        }
+        _ => StoreError::Unavailable(DisplayErrorContext(&err).to_string()),
+    }
+}

@@ -1,0 +1,346 @@
+//! The three storage seams lava runs on — tables, queue, objects — as small
+//! traits, and the choice of backend that implements them (DESIGN.md §5).
+//! Everything above the seams is written once for every backend.
+
+pub mod aws;
+mod backend;
+pub mod local;
+
+pub use backend::{Backend, BackendSpec};
+
+use async_trait::async_trait;
+
+use crate::names;
+use crate::spec::Item;
+
+/// A storage call that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The table does not exist (for a realm table: no such realm here).
+    #[error("table {0} not found")]
+    TableNotFound(String),
+    /// The queue does not exist.
+    #[error("queue {0} not found")]
+    QueueNotFound(String),
+    /// The object does not exist.
+    #[error("object {0} not found")]
+    ObjectNotFound(String),
+    /// A conditional write did not hold.
+    #[error("condition failed: {0}")]
+    ConditionFailed(String),
+    /// A URL or argument the backend cannot use.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The service could not be reached or refused our credentials.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// The service answered with an error.
+    #[error("{0}")]
+    Service(String),
+}
+
+/// The tables of a realm (and the global realms table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// `lava.realms` (global).
+    Realms,
+    /// `lava.<realm>.jobs`.
+    Jobs,
+    /// `lava.<realm>.connections`.
+    Connections,
+    /// `lava.<realm>.events`.
+    Events,
+    /// `lava.<realm>.s3triggers`.
+    S3Triggers,
+    /// `lava.<realm>.state`.
+    State,
+}
+
+impl Table {
+    /// The five per-realm tables.
+    pub const REALM_TABLES: [Table; 5] = [
+        Table::Jobs,
+        Table::Connections,
+        Table::Events,
+        Table::S3Triggers,
+        Table::State,
+    ];
+
+    /// The table's name for `realm` (the realms table ignores it).
+    pub fn name(self, realm: &str) -> String {
+        match self {
+            Table::Realms => names::REALMS_TABLE.to_string(),
+            Table::Jobs => names::table_name(realm, "jobs"),
+            Table::Connections => names::table_name(realm, "connections"),
+            Table::Events => names::table_name(realm, "events"),
+            Table::S3Triggers => names::table_name(realm, "s3triggers"),
+            Table::State => names::table_name(realm, "state"),
+        }
+    }
+
+    /// Partition key and optional sort key names (all strings).
+    pub fn key_schema(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Table::Realms => ("realm", None),
+            Table::Jobs => ("job_id", None),
+            Table::Connections => ("conn_id", None),
+            Table::Events => ("job_id", Some("run_id")),
+            Table::S3Triggers => ("trigger_id", None),
+            Table::State => ("state_id", None),
+        }
+    }
+}
+
+/// A secondary index lava queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    /// Jobs by `dispatcher` (GSI `dispatcher-index`, sort `job_id`).
+    JobsByDispatcher,
+    /// Events by `tu_event` (LSI `job_id-tu_event-index`).
+    EventsByTime,
+    /// Triggers by `bucket` and `prefix` (GSI `s3trigger-index`).
+    TriggersByPrefix,
+}
+
+impl Index {
+    /// The index name, its table, and its partition and sort keys.
+    pub fn schema(self) -> (&'static str, Table, &'static str, &'static str) {
+        match self {
+            Index::JobsByDispatcher => ("dispatcher-index", Table::Jobs, "dispatcher", "job_id"),
+            Index::EventsByTime => ("job_id-tu_event-index", Table::Events, "job_id", "tu_event"),
+            Index::TriggersByPrefix => ("s3trigger-index", Table::S3Triggers, "bucket", "prefix"),
+        }
+    }
+}
+
+/// The key of one item: partition value and, for the events table, sort value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// Partition key value.
+    pub pk: String,
+    /// Sort key value, for tables that have one.
+    pub sk: Option<String>,
+}
+
+impl Key {
+    /// A partition-only key.
+    pub fn new(pk: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            sk: None,
+        }
+    }
+
+    /// A partition + sort key.
+    pub fn with_sort(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self {
+            pk: pk.into(),
+            sk: Some(sk.into()),
+        }
+    }
+}
+
+/// One event appended to a run's events item (spec/worker.md §8).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventWrite {
+    /// Key: the job.
+    pub job_id: String,
+    /// Key: the run.
+    pub run_id: String,
+    /// Top-level attributes to set (`status`, `ts_event`, `tu_event`,
+    /// `ts_dispatch`, `ttl`, `worker`, `worker_id`, `hostname`, …).
+    pub set: Item,
+    /// The `log` entry: `{ts_event, tu_event, status, info}`.
+    pub entry: Item,
+    /// The entry's position: the append only happens while `log` holds
+    /// exactly this many entries (DECISIONS.md 42).
+    pub index: usize,
+    /// Remove the run's lease in the same write (the final event).
+    pub release_lease: bool,
+}
+
+/// A run's lease, kept in the events item (DECISIONS.md 31).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The worker process that holds it.
+    pub owner: String,
+    /// Epoch seconds after which it may be taken over.
+    pub expires: i64,
+}
+
+/// The tables seam: items are JSON maps; numbers keep integer form.
+#[async_trait]
+pub trait Tables: Send + Sync {
+    /// Reads one item; `None` if absent.
+    async fn get(
+        &self,
+        realm: &str,
+        table: Table,
+        key: &Key,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError>;
+    /// Writes (replaces) one item.
+    async fn put(&self, realm: &str, table: Table, item: &Item) -> Result<(), StoreError>;
+    /// Deletes one item (absent is fine).
+    async fn delete(&self, realm: &str, table: Table, key: &Key) -> Result<(), StoreError>;
+    /// Every item of a table, all pages.
+    async fn scan(&self, realm: &str, table: Table) -> Result<Vec<Item>, StoreError>;
+    /// Items of an index with partition value `pk` (and sort value `sk` if given), all pages.
+    async fn query(
+        &self,
+        realm: &str,
+        index: Index,
+        pk: &str,
+        sk: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError>;
+    /// Appends one event to a run's events item, creating the item if
+    /// needed. [`StoreError::ConditionFailed`] when `log` does not hold
+    /// exactly `write.index` entries (the caller reads back to see whether
+    /// an earlier, lost-reply attempt already appended it).
+    async fn append_event(&self, realm: &str, write: &EventWrite) -> Result<(), StoreError>;
+    /// Takes or renews the lease of a run: succeeds (`true`) when there is no
+    /// lease, it has expired by `now`, or `lease.owner` already holds it.
+    async fn acquire_lease(
+        &self,
+        realm: &str,
+        job_id: &str,
+        run_id: &str,
+        lease: &Lease,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Creates the realms table if absent and the realm's five tables with
+    /// their keys, indexes and TTL attributes.
+    async fn create_realm_tables(&self, realm: &str) -> Result<(), StoreError>;
+}
+
+/// A resolved queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRef {
+    /// Queue name.
+    pub name: String,
+    /// Backend address of the queue (the SQS URL).
+    pub url: String,
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The message body.
+    pub body: String,
+    /// Handle for delete and visibility changes.
+    pub receipt: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+    /// The backend's message id.
+    pub message_id: String,
+}
+
+/// The queue seam.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Looks a queue up by name ([`StoreError::QueueNotFound`] if absent).
+    async fn resolve(&self, name: &str) -> Result<QueueRef, StoreError>;
+    /// Sends a body, invisible for `delay_secs` (0–900). Returns the message id.
+    async fn send(
+        &self,
+        queue: &QueueRef,
+        body: &str,
+        delay_secs: u32,
+    ) -> Result<String, StoreError>;
+    /// Receives up to `max` messages, waiting up to `wait_secs` for one.
+    async fn receive(
+        &self,
+        queue: &QueueRef,
+        max: u32,
+        wait_secs: u32,
+    ) -> Result<Vec<Received>, StoreError>;
+    /// Sets a received message's visibility timeout from now.
+    async fn change_visibility(
+        &self,
+        queue: &QueueRef,
+        receipt: &str,
+        secs: u32,
+    ) -> Result<(), StoreError>;
+    /// Deletes a received message.
+    async fn delete(&self, queue: &QueueRef, receipt: &str) -> Result<(), StoreError>;
+    /// The queue's default visibility timeout in seconds.
+    async fn visibility_timeout(&self, queue: &QueueRef) -> Result<u32, StoreError>;
+    /// Creates a queue (or returns the existing one) with a visibility timeout.
+    async fn create(&self, name: &str, visibility_secs: u32) -> Result<QueueRef, StoreError>;
+}
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its full URL.
+    pub url: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The objects seam: payloads and outputs by URL (`s3://bucket/key` on AWS,
+/// `file:///<DIR>/objects/<bucket>/<key>` on the local backend).
+#[async_trait]
+pub trait Objects: Send + Sync {
+    /// The URL of a bucket's root on this backend, without a trailing `/`:
+    /// `s3://<bucket>` or `file:///<DIR>/objects/<bucket>`. Object URLs are
+    /// this root, `/` and the key.
+    fn bucket_url(&self, bucket: &str) -> String;
+    /// Stores an object; `kms_key` selects SSE-KMS, else SSE AES256.
+    async fn put(&self, url: &str, body: Vec<u8>, kms_key: Option<&str>) -> Result<(), StoreError>;
+    /// Reads an object.
+    async fn get(&self, url: &str) -> Result<Vec<u8>, StoreError>;
+    /// Objects whose URL starts with `prefix_url`, not descending past the next `/`.
+    async fn list(&self, prefix_url: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+    /// Creates the bucket (or directory) behind a URL if absent.
+    async fn create_bucket(&self, url: &str) -> Result<(), StoreError>;
+}
+
+/// One event for an event bus (the `event` action, DECISIONS.md 20).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusEvent {
+    /// `source`, e.g. `lava.<realm>`.
+    pub source: String,
+    /// `detail-type`, e.g. `Lava Job Action`.
+    pub detail_type: String,
+    /// The detail as JSON text.
+    pub detail: String,
+    /// Resource ARNs.
+    pub resources: Vec<String>,
+    /// Event bus name; `None` is the default bus.
+    pub bus: Option<String>,
+}
+
+/// The event-bus seam: EventBridge on AWS, a JSON-lines file locally.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Puts one event.
+    async fn put(&self, event: &BusEvent) -> Result<(), StoreError>;
+}
+
+/// Splits `s3://bucket/key` into bucket and key (key may be empty).
+pub fn split_s3_url(url: &str) -> Result<(&str, &str), StoreError> {
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| StoreError::BadRequest(format!("not an s3:// URL: {url}")))?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(StoreError::BadRequest(format!("no bucket in URL: {url}")));
+    }
+    Ok((bucket, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls() {
+        assert_eq!(split_s3_url("s3://b/k/x"), Ok(("b", "k/x")));
+        assert_eq!(split_s3_url("s3://b"), Ok(("b", "")));
+        assert!(split_s3_url("s3:///k").is_err());
+        assert!(split_s3_url("file:///tmp").is_err());
+        assert_eq!(Table::Events.name("prod"), "lava.prod.events");
+        assert_eq!(Table::Realms.name("prod"), "lava.realms");
+    }
+}

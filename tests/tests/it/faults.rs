@@ -1,0 +1,137 @@
+//! The worker behind a faulty network (issue #6 §5, DECISIONS.md 5, 30,
+//! 31, 42): its AWS calls go through the fault-injecting proxy, the test's
+//! own calls go straight to the emulator. Every run must complete exactly
+//! once and the worker must keep running.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use lava_tests::TestRealm;
+use lava_tests::procs::{Background, wait_for};
+use lava_tests::proxy::{Fault, FaultProxy, Faults};
+use serde_json::{Value, json};
+
+const JOBS: usize = 100;
+
+#[tokio::test]
+async fn aws_faults_every_run_completes_exactly_once() {
+    let t = TestRealm::with_setup(&["core"], |s| s.visibility_secs = 5).await;
+    let job_ids: Vec<String> = (0..10).map(|i| format!("flaky{i}")).collect();
+    for job_id in &job_ids {
+        t.put_job(json!({"job_id": job_id, "type": "cmd", "worker": "core",
+                         "payload": "sh -c 'echo $LAVA_RUN_ID'", "enabled": true,
+                         "owner": "tests", "description": "runs through faults"}))
+            .await;
+    }
+    // Dispatched straight to the emulator: only the worker sees the faults.
+    let mut args = Vec::new();
+    for i in 0..JOBS {
+        args.push(job_ids[i % job_ids.len()].as_str());
+    }
+    let out = lava_tests::output(t.dispatch().args(&args)).await;
+    assert!(out.status.success(), "{}", lava_tests::stderr(&out));
+    let run_ids: Vec<String> = lava_tests::stdout(&out)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(run_ids.len(), JOBS);
+    let runs: Vec<(String, String)> = args
+        .iter()
+        .map(|j| j.to_string())
+        .zip(run_ids.iter().cloned())
+        .collect();
+
+    let seed = std::env::var("LAVA_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1a7a);
+    // LAVA_FAULT_SCALE multiplies every rate (stress runs by hand).
+    let scale: f64 = std::env::var("LAVA_FAULT_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let upstream = lava_tests::endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let proxy = FaultProxy::start(
+        &upstream,
+        Faults {
+            seed,
+            drop: 0.03 * scale,
+            reset: 0.03 * scale,
+            delay: 0.05 * scale,
+            max_delay: Duration::from_millis(1500),
+            lose_reply: 0.04 * scale,
+            error_500: 0.03 * scale,
+            error_503: 0.03 * scale,
+            throttle: 0.04 * scale,
+        },
+    )
+    .await;
+    let mut cmd = t.worker("core");
+    cmd.args(["--threads", "4", "--retries", "-1"])
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .env("LAVA_VISIBILITY_KEEPALIVE", "1s");
+    let mut worker = Background::start(cmd);
+
+    let finished = |log: &[Value]| {
+        log.iter().any(|e| {
+            ["complete", "failed", "rejected", "skipped"]
+                .contains(&e["status"].as_str().unwrap_or_default())
+        })
+    };
+    wait_for(
+        &format!("{JOBS} runs to finish (seed {seed})"),
+        Duration::from_secs(600),
+        || async {
+            for (job_id, run_id) in &runs {
+                if !finished(&t.log(job_id, run_id).await) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    // Duplicates of finished runs may still come back: give them time, then look.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let mut attempts = 0;
+    for (job_id, run_id) in &runs {
+        let log = t.log(job_id, run_id).await;
+        let statuses: Vec<&str> = log
+            .iter()
+            .map(|e| e["status"].as_str().unwrap_or_default())
+            .collect();
+        let completes = statuses.iter().filter(|s| **s == "complete").count();
+        attempts += statuses.iter().filter(|s| **s == "starting").count();
+        assert_eq!(
+            completes,
+            1,
+            "{job_id} ({run_id}) seed {seed}: {log:?}\n{}",
+            worker.log()
+        );
+        assert_eq!(statuses.last(), Some(&"complete"), "{log:?}");
+        assert!(
+            !statuses.iter().any(|s| ["failed", "rejected"].contains(s)),
+            "{log:?}"
+        );
+        let mut seen = HashSet::new();
+        for entry in &log {
+            let key = (entry["status"].to_string(), entry["ts_event"].to_string());
+            assert!(seen.insert(key), "duplicated entry in {run_id}: {log:?}");
+        }
+        let item = t.events(job_id, run_id).await.unwrap_or_default();
+        assert_eq!(item.get("status"), Some(&json!("complete")));
+        assert!(item.get("lease").is_none(), "lease left on {run_id}");
+    }
+    assert!(worker.running(), "the worker stopped: {}", worker.log());
+    let summary = proxy.stats.summary();
+    eprintln!("seed {seed}: {JOBS} runs, {attempts} attempts; proxy: {summary:?}");
+    for (fault, count) in &summary {
+        assert!(*count > 0, "no {fault:?} injected: {summary:?}");
+    }
+    assert!(proxy.stats.count(Fault::Pass) > 0);
+    let status = worker.stop().await;
+    assert_eq!(status.code(), Some(0), "{}", worker.log());
+}

@@ -1,0 +1,18 @@
+//! The integration tests: the real lava binaries against the AWS emulator
+//! started by `tests/run`, or on the local backend. One binary, one module
+//! per area.
+
+mod cloudformation;
+mod compat;
+mod cron_e2e;
+mod crontab;
+mod dispatch;
+mod faults;
+mod local_backend;
+mod logging;
+mod packaging;
+mod realm;
+mod resilience;
+mod sched;
+mod store;
+mod worker;

@@ -1,0 +1,641 @@
+//! The worker daemon: start-up checks, the poll loop with `--threads` job
+//! slots, the heartbeat, and shutdown — SIGTERM/SIGINT/SIGHUP stop polling
+//! and drain until `DRAIN_TIMEOUT`, a second signal stops at once
+//! (DECISIONS.md 1, 2). Exit codes follow sysexits.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lava_common::config::Config;
+use lava_common::dispatch::{DispatchRequest, Dispatcher};
+use lava_common::logging::{self, LogOptions};
+use lava_common::render::Renderer;
+use lava_common::spec::Realm;
+use lava_common::store::{Backend, BackendSpec, Key, QueueRef, Received, StoreError, Table};
+use lava_common::{names, units};
+use serde_json::{Map, Value};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Args;
+use crate::events::Identity;
+use crate::notify;
+use crate::process::{self, Interrupt};
+use crate::run;
+use crate::worker::{Options, Worker, work_dir_name};
+
+/// sysexits codes used by the worker.
+pub mod exit {
+    /// Normal end (also after a drain).
+    pub const OK: u8 = 0;
+    /// Bad usage.
+    pub const USAGE: u8 = 64;
+    /// A service still unreachable after `STARTUP_RETRY`.
+    pub const UNAVAILABLE: u8 = 69;
+    /// Internal error.
+    pub const SOFTWARE: u8 = 70;
+    /// Running as root without `--root`.
+    pub const NOPERM: u8 = 77;
+    /// Bad configuration (realm record, config values).
+    pub const CONFIG: u8 = 78;
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+    tracing::error!("{message}");
+    eprintln!("lava-worker: {message}");
+    code
+}
+
+/// Runs the worker until it is told to stop (or, with `--batch`, the queue is empty).
+pub async fn run(args: Args) -> u8 {
+    if let Err(e) = logging::init(&LogOptions {
+        level: args.level.clone(),
+        json: args.log_json,
+        target: args.log.clone(),
+        tag: args.tag.clone(),
+    }) {
+        return fail(exit::USAGE, e);
+    }
+    // Orphans of payloads (double-forked daemons) come to the worker, not to
+    // init, so it can account for them and reap them (DECISIONS.md 32).
+    if let Err(e) = process::become_subreaper() {
+        tracing::warn!("cannot become a child subreaper: {e}");
+    }
+    process::spawn_reaper();
+    if nix::unistd::geteuid().is_root() && !args.root {
+        return fail(
+            exit::NOPERM,
+            "You should not run the lava worker as root (use --root to insist)",
+        );
+    }
+    if args.daemon {
+        return fail(
+            exit::USAGE,
+            "--daemon is not supported: run lava-worker under systemd (lava-worker@.service)",
+        );
+    }
+    let (Some(realm_name), Some(worker_name)) = (args.realm.clone(), args.worker.clone()) else {
+        return fail(
+            exit::USAGE,
+            "both -r/--realm and -w/--worker are required (or LAVA_REALM and LAVA_WORKER)",
+        );
+    };
+    // The keys the original's CloudWatch metric filters match (spec/deployment.md §8).
+    let mut context = Map::new();
+    context.insert("event_source".into(), "lava-worker".into());
+    context.insert("realm".into(), realm_name.clone().into());
+    context.insert("worker".into(), worker_name.clone().into());
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    context.insert("host".into(), host.into());
+    logging::set_context(context);
+    if let Err(e) = names::check_realm(&realm_name)
+        .and_then(|()| names::check_worker(&realm_name, &worker_name))
+    {
+        return fail(exit::USAGE, e);
+    }
+    if args.wait > 20 {
+        return fail(
+            exit::USAGE,
+            format!("--wait must be 0 to 20 seconds, not {}", args.wait),
+        );
+    }
+    if args.heartbeat != 0 && args.heartbeat < 30 {
+        return fail(
+            exit::USAGE,
+            format!(
+                "--heartbeat must be 0 or at least 30 seconds, not {}",
+                args.heartbeat
+            ),
+        );
+    }
+    if args.threads == 0 {
+        return fail(exit::USAGE, "--threads must be at least 1");
+    }
+    let spec = match BackendSpec::parse(&args.backend) {
+        Ok(s) => s,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let backend = match Backend::connect(&spec, args.profile.as_deref()).await {
+        Ok(b) => b,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let startup_retry = Config::from_env(&Map::new())
+        .duration("STARTUP_RETRY")
+        .ok()
+        .flatten()
+        .unwrap_or(300.0);
+    let queue_name = args
+        .queue
+        .clone()
+        .unwrap_or_else(|| names::queue_name(&realm_name, &worker_name));
+    let started = Instant::now();
+    let (queue, queue_visibility, realm) = loop {
+        match start_up(&backend, &queue_name, &realm_name).await {
+            Ok(found) => break found,
+            Err(StartError::Config(message)) => return fail(exit::CONFIG, message),
+            Err(StartError::Unavailable(message)) => {
+                if started.elapsed().as_secs_f64() >= startup_retry {
+                    return fail(exit::UNAVAILABLE, message);
+                }
+                tracing::warn!("{message}; retrying");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    };
+    let config = Config::from_env(&realm.config());
+    if let Err(e) = config.validate() {
+        return fail(exit::CONFIG, e);
+    }
+    let seconds =
+        |name: &str, default: f64| config.duration(name).ok().flatten().unwrap_or(default);
+    let drain_timeout = match &args.drain_timeout {
+        Some(text) => match units::parse_duration(text) {
+            Ok(d) => d,
+            Err(e) => return fail(exit::USAGE, format!("--drain-timeout: {e}")),
+        },
+        None => seconds("DRAIN_TIMEOUT", 600.0),
+    };
+    let tmp_root = config
+        .string("TMPDIR")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "/tmp/lava".into());
+    let work_dir = PathBuf::from(tmp_root)
+        .join(&realm_name)
+        .join(work_dir_name(&worker_name, std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&work_dir) {
+        return fail(
+            exit::CONFIG,
+            format!("cannot create {}: {e}", work_dir.display()),
+        );
+    }
+    let options = Options {
+        threads: args.threads,
+        retries: args.retries,
+        dev: args.dev,
+        keepalive: Duration::from_secs_f64(seconds("VISIBILITY_KEEPALIVE", 60.0).max(0.0)),
+        kill_grace: Duration::from_secs_f64(seconds("KILL_GRACE", 10.0).max(0.0)),
+        event_ttl: config.duration("EVENT_TTL").ok().flatten(),
+    };
+    let worker = Arc::new(Worker {
+        dispatcher: Dispatcher::new(backend.clone(), &realm_name),
+        identity: Arc::new(Identity::detect(&worker_name)),
+        realm_name,
+        worker_name,
+        realm,
+        config,
+        backend,
+        backend_spec: spec,
+        queue,
+        queue_visibility,
+        renderer: Renderer::new(),
+        work_dir: work_dir.clone(),
+        options,
+        active: Default::default(),
+    });
+    if args.jump_start {
+        jump_start(&worker).await;
+    }
+    let code = serve(
+        &worker,
+        &args,
+        Duration::from_secs_f64(drain_timeout.max(0.0)),
+    )
+    .await;
+    if let Err(e) = std::fs::remove_dir_all(&work_dir) {
+        tracing::warn!("cannot remove {}: {e}", work_dir.display());
+    }
+    code
+}
+
+/// Jump-start (`-j`, spec/dispatch.md §9): dispatches every `lavasched`
+/// job of this worker whose `enabled` is the boolean `true`, with delay
+/// `JUMPSTART_DELAY` (truncated to whole seconds), so the dispatcher host
+/// gets its first crontab. Nothing is sent while the suppression file
+/// (`NO_DISPATCH`) exists (DECISIONS.md 7). Failures are logged; the
+/// worker starts anyway.
+async fn jump_start(w: &Worker) {
+    let file = w
+        .config
+        .string("NO_DISPATCH")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if !file.is_empty() && std::path::Path::new(&file).exists() {
+        tracing::warn!(
+            event_type = "worker",
+            "Jumpstart: suppressed by presence of {file}"
+        );
+        return;
+    }
+    let delay = w
+        .config
+        .duration("JUMPSTART_DELAY")
+        .ok()
+        .flatten()
+        .unwrap_or(15.0);
+    // `as` truncates toward zero and saturates: no range check here, as
+    // the original; the queue refuses a delay it cannot take.
+    let delay_secs = delay.trunc() as u32;
+    let items = match w.backend.tables.scan(&w.realm_name, Table::Jobs).await {
+        Ok(items) => items,
+        Err(e) => {
+            tracing::error!(
+                event_type = "worker",
+                "Jumpstart: cannot read the jobs table: {e}"
+            );
+            return;
+        }
+    };
+    let mut job_ids: Vec<String> = items
+        .iter()
+        .filter(|item| {
+            item.get("type").and_then(Value::as_str) == Some("lavasched")
+                && item.get("worker").and_then(Value::as_str) == Some(w.worker_name.as_str())
+                && item.get("enabled") == Some(&Value::Bool(true))
+        })
+        .filter_map(|item| {
+            item.get("job_id")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    job_ids.sort();
+    for job_id in job_ids {
+        let request = DispatchRequest {
+            job_id: job_id.clone(),
+            worker: Some(w.worker_name.clone()),
+            delay_secs,
+            ..DispatchRequest::default()
+        };
+        match w.dispatcher.dispatch(&request).await {
+            Ok(sent) => tracing::info!(event_type = "worker", job_id = %job_id,
+                run_id = %sent.message.run_id,
+                "Jumpstart: Dispatched {job_id} to {} (run {}, delay {delay_secs}s)",
+                w.worker_name, sent.message.run_id),
+            Err(e) => tracing::error!(event_type = "worker", job_id = %job_id,
+                "Jumpstart: Cannot dispatch {job_id}: {e}"),
+        }
+    }
+}
+
+enum StartError {
+    Config(String),
+    Unavailable(String),
+}
+
+/// Resolves the queue and reads the realm record.
+async fn start_up(
+    backend: &Backend,
+    queue_name: &str,
+    realm_name: &str,
+) -> Result<(QueueRef, u32, Realm), StartError> {
+    let unavailable = |e: StoreError| StartError::Unavailable(e.to_string());
+    let queue = backend
+        .queue
+        .resolve(queue_name)
+        .await
+        .map_err(unavailable)?;
+    let visibility = backend
+        .queue
+        .visibility_timeout(&queue)
+        .await
+        .map_err(unavailable)?;
+    let item = backend
+        .tables
+        .get(realm_name, Table::Realms, &Key::new(realm_name), false)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StartError::Config(format!("No such realm: {realm_name}")))?;
+    let realm = Realm::from_item(item).map_err(|e| StartError::Config(e.to_string()))?;
+    Ok((queue, visibility, realm))
+}
+
+/// The poll loop and the drain.
+async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
+    let interrupt = Interrupt::new();
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(
+                exit::SOFTWARE,
+                format!("cannot install signal handlers: {e}"),
+            );
+        }
+    };
+    let heartbeat = (args.heartbeat > 0)
+        .then(|| spawn_heartbeat(Arc::clone(w), Duration::from_secs(args.heartbeat)));
+    tracing::info!(
+        event_type = "worker",
+        "Worker ready: realm={} worker={} queue={} threads={}",
+        w.realm_name,
+        w.worker_name,
+        w.queue.name,
+        args.threads
+    );
+    notify::ready(&format!("Polling {}", w.queue.name));
+    let slots = Arc::new(Semaphore::new(args.threads));
+    let mut runs = JoinSet::new();
+    let mut backoff = Duration::from_millis(500);
+    let mut first_signal = None;
+    loop {
+        while runs.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => p,
+            s = signals.next(w) => { first_signal = Some(s); break; }
+        };
+        let Ok(permit) = permit else { break };
+        // A connection that never answers must not stall the loop.
+        let limit = Duration::from_secs(u64::from(args.wait) + 60);
+        let receive = async {
+            tokio::time::timeout(limit, w.backend.queue.receive(&w.queue, 1, args.wait))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(format!(
+                        "no answer to a receive in {limit:?}"
+                    )))
+                })
+        };
+        tokio::pin!(receive);
+        let received = tokio::select! {
+            r = &mut receive => r,
+            s = signals.next(w) => {
+                first_signal = Some(s);
+                // Stop polling, but let the poll in flight end: abandoned,
+                // it could still take a message that nobody would run.
+                hand_back(w, receive, args.wait).await;
+                break;
+            }
+        };
+        match received {
+            Ok(messages) if messages.is_empty() => {
+                backoff = Duration::from_millis(500);
+                drop(permit);
+                if args.batch {
+                    break;
+                }
+                if args.sleep > 0 {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(args.sleep.unsigned_abs())) => {}
+                        s = signals.next(w) => { first_signal = Some(s); break; }
+                    }
+                }
+            }
+            Ok(messages) => {
+                backoff = Duration::from_millis(500);
+                let mut permit = Some(permit);
+                for msg in messages {
+                    let (w, interrupt, permit) = (Arc::clone(w), interrupt.clone(), permit.take());
+                    runs.spawn(async move {
+                        run::handle(w, msg, interrupt).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                // Never fatal (DECISIONS.md 5): back off, exponential with jitter, 30 s cap.
+                drop(permit);
+                tracing::warn!(
+                    event_type = "worker",
+                    "receive failed: {e}; retrying in {backoff:?}"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(jitter(backoff)) => {}
+                    s = signals.next(w) => { first_signal = Some(s); break; }
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    let code = drain(
+        w,
+        &mut runs,
+        &mut signals,
+        &interrupt,
+        first_signal,
+        drain_timeout,
+    )
+    .await;
+    if let Some(h) = heartbeat {
+        h.cancel();
+    }
+    tracing::info!(event_type = "worker", "Finishing");
+    code
+}
+
+/// Waits for a receive that a stop signal interrupted and makes what it
+/// got visible again at once, for another worker.
+async fn hand_back(
+    w: &Worker,
+    receive: impl std::future::Future<Output = Result<Vec<Received>, StoreError>>,
+    wait: u32,
+) {
+    let limit = Duration::from_secs(u64::from(wait) + 30);
+    let Ok(Ok(messages)) = tokio::time::timeout(limit, receive).await else {
+        return;
+    };
+    for msg in messages {
+        if let Err(e) = w
+            .backend
+            .queue
+            .change_visibility(&w.queue, &msg.receipt, 0)
+            .await
+        {
+            tracing::warn!(message_id = %msg.message_id, "cannot hand a message back: {e}");
+        }
+    }
+}
+
+/// Waits for the running jobs (DECISIONS.md 1, 2). After a stop signal they
+/// have until `drain_timeout`; then each group gets SIGTERM and, after
+/// `KILL_GRACE`, SIGKILL. A further signal kills them at once and makes the
+/// exit code 128 + its number. Without a signal (`--batch` at an empty
+/// queue) the jobs run to their end, unless a signal starts the drain.
+async fn drain(
+    w: &Arc<Worker>,
+    runs: &mut JoinSet<()>,
+    signals: &mut Signals,
+    interrupt: &Interrupt,
+    first_signal: Option<Stop>,
+    drain_timeout: Duration,
+) -> u8 {
+    let kill_grace = w.options.kill_grace;
+    // systemd waits TimeoutStopSec; past that, only as long as we ask for.
+    let extend =
+        |left: Duration, what: &str| notify::stopping(left + kill_grace + NOTIFY_MARGIN, what);
+    let announce = |signal: Stop, running: usize| {
+        tracing::info!(
+            event_type = "worker",
+            "{}: draining {running} running job(s), at most {drain_timeout:?}",
+            signal.name()
+        );
+        extend(drain_timeout, "Draining");
+    };
+    let mut extend_ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + NOTIFY_PERIOD, NOTIFY_PERIOD);
+    // How long stopped jobs get to record their interruption before they are abandoned.
+    let give_up_after = w.options.kill_grace + Duration::from_secs(60);
+    let far = Duration::from_secs(100 * 365 * 24 * 3600);
+    let deadline = tokio::time::sleep(if first_signal.is_some() {
+        drain_timeout
+    } else {
+        far
+    });
+    let abandon = tokio::time::sleep(far);
+    tokio::pin!(deadline, abandon);
+    if let Some(signal) = first_signal {
+        announce(signal, runs.len());
+    }
+    let mut signalled = first_signal.is_some();
+    let mut hard = false;
+    let mut code = exit::OK;
+    loop {
+        tokio::select! {
+            next = runs.join_next() => if next.is_none() { break },
+            () = &mut deadline, if !interrupt.is_interrupted() => {
+                tracing::warn!(event_type = "worker", "drain deadline reached: stopping {} job(s)", runs.len());
+                interrupt.deadline();
+                extend(Duration::ZERO, "Stopping jobs");
+                abandon.as_mut().reset(tokio::time::Instant::now() + give_up_after);
+            }
+            s = signals.next(w), if !hard => {
+                if signalled {
+                    tracing::warn!(event_type = "worker", "second signal ({}): stopping {} job(s) now", s.name(), runs.len());
+                    code = 128 + s.number();
+                    hard = true;
+                    interrupt.kill_now();
+                    extend(Duration::ZERO, "Stopping jobs");
+                    abandon.as_mut().reset(tokio::time::Instant::now() + give_up_after);
+                } else {
+                    signalled = true;
+                    announce(s, runs.len());
+                    deadline.as_mut().reset(tokio::time::Instant::now() + drain_timeout);
+                }
+            }
+            _ = extend_ticks.tick(), if signalled && !interrupt.is_interrupted() => {
+                let left = deadline.deadline().saturating_duration_since(tokio::time::Instant::now());
+                extend(left, "Draining");
+            }
+            () = &mut abandon => {
+                tracing::error!(event_type = "worker", "{} job(s) did not stop; abandoning them (their messages come back after the visibility timeout)", runs.len());
+                runs.abort_all();
+                abandon.as_mut().reset(tokio::time::Instant::now() + far);
+            }
+        }
+    }
+    code
+}
+
+/// How often a draining worker renews its stop timeout with systemd.
+const NOTIFY_PERIOD: Duration = Duration::from_secs(30);
+/// Time asked of systemd beyond the drain and the kill grace (final event writes).
+const NOTIFY_MARGIN: Duration = Duration::from_secs(60);
+
+/// Up to ±25 % of a delay, so many workers do not retry in step.
+fn jitter(delay: Duration) -> Duration {
+    let spread = (uuid::Uuid::new_v4().as_u128() % 500) as f64 / 1000.0 - 0.25;
+    delay.mul_f64(1.0 + spread)
+}
+
+/// The signals the worker acts on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+}
+
+/// A stop request.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Term,
+    Int,
+    Hup,
+}
+
+impl Stop {
+    fn name(self) -> &'static str {
+        match self {
+            Stop::Hup => "SIGHUP",
+            Stop::Int => "SIGINT",
+            Stop::Term => "SIGTERM",
+        }
+    }
+
+    fn number(self) -> u8 {
+        match self {
+            Stop::Hup => 1,
+            Stop::Int => 2,
+            Stop::Term => 15,
+        }
+    }
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+        })
+    }
+
+    /// The next stop request; SIGUSR1 is answered on the way (status log).
+    async fn next(&mut self, w: &Worker) -> Stop {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return Stop::Term,
+                _ = self.int.recv() => return Stop::Int,
+                _ = self.hup.recv() => return Stop::Hup,
+                _ = self.usr1.recv() => {
+                    let runs = w.active.run_ids();
+                    tracing::info!(event_type = "worker", "status: realm={} worker={} queue={} work_dir={} threads={} running={} runs=[{}]",
+                        w.realm_name, w.worker_name, w.queue.name, w.work_dir.display(),
+                        w.options.threads, runs.len(), runs.join(", "));
+                    for line in w.config.dump() {
+                        tracing::info!(event_type = "worker", "config {line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Touches the heartbeat file and logs the heartbeat line (spec/worker.md §15).
+fn spawn_heartbeat(w: Arc<Worker>, period: Duration) -> CancellationToken {
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let file = w.work_dir.join(
+                w.config
+                    .string("HEARTBEAT_FILE")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| ".heartbeat".into()),
+            );
+            if let Err(e) = std::fs::write(&file, b"") {
+                tracing::warn!("cannot touch {}: {e}", file.display());
+            }
+            tracing::info!(
+                event_type = "heartbeat",
+                "heartbeat realm={} worker={}",
+                w.realm_name,
+                w.worker_name
+            );
+        }
+    });
+    token
+}

@@ -1,0 +1,377 @@
+//! Running a payload program: its own process group, output captured to
+//! files, a timeout that sends SIGTERM to the whole group and SIGKILL after
+//! a grace period (DECISIONS.md 4), and a kill of the group after it exits
+//! so no background child survives the run (spec/worker.md §12.1). A
+//! payload that left the group with `setsid` is found by the `LAVA_RUN_ID`
+//! in its environment and killed too; the worker is a child subreaper and
+//! reaps the orphans it inherits (DECISIONS.md 32).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// Program and arguments (no shell).
+    pub argv: Vec<String>,
+    /// The whole environment of the child.
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Capture files; `None` inherits the worker's (dev mode).
+    pub capture: Option<(PathBuf, PathBuf)>,
+    /// Time limit.
+    pub timeout: Duration,
+    /// SIGTERM → SIGKILL grace.
+    pub kill_grace: Duration,
+}
+
+/// How the program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Exit status (negative: killed by that signal).
+    Exited(i32),
+    /// Killed after the time limit.
+    TimedOut,
+    /// Killed because the worker is shutting down.
+    Interrupted,
+}
+
+/// The worker's request to stop running payloads (DECISIONS.md 1): at the
+/// drain deadline each group gets SIGTERM, then SIGKILL after the grace; on
+/// a second signal, SIGKILL at once.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt {
+    soft: CancellationToken,
+    hard: CancellationToken,
+}
+
+impl Interrupt {
+    /// No interruption yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The drain deadline: SIGTERM, then SIGKILL after `KILL_GRACE`.
+    pub fn deadline(&self) {
+        self.soft.cancel();
+    }
+
+    /// A second signal: SIGKILL now.
+    pub fn kill_now(&self) {
+        self.hard.cancel();
+        self.soft.cancel();
+    }
+
+    /// True once either has happened.
+    pub fn is_interrupted(&self) -> bool {
+        self.soft.is_cancelled()
+    }
+
+    /// Waits until either has happened.
+    pub async fn interrupted(&self) {
+        self.soft.cancelled().await;
+    }
+}
+
+/// Pids of the children a `tokio::process::Child` waits for: the reaper
+/// must not take them (their `wait` would fail).
+static WAITED_FOR: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+fn waited_for() -> MutexGuard<'static, BTreeSet<i32>> {
+    WAITED_FOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes a child from [`WAITED_FOR`] when its run ends.
+struct Tracked(Option<i32>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            waited_for().remove(&pid);
+        }
+    }
+}
+
+/// Runs a program to completion. Errors are failures to start it.
+pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<Ended> {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "empty command",
+        ));
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .envs(&spec.env)
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some((out, err)) = &spec.capture {
+        cmd.stdout(File::create(out)?).stderr(File::create(err)?);
+    }
+    // Spawn and register under the reaper's lock, so the reaper never sees
+    // this child's zombie unregistered.
+    let (mut child, _tracked) = {
+        let mut waited = waited_for();
+        let child = cmd.spawn()?;
+        let pid = child.id().and_then(|id| i32::try_from(id).ok());
+        if let Some(pid) = pid {
+            waited.insert(pid);
+        }
+        (child, Tracked(pid))
+    };
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let run_id = spec.env.get("LAVA_RUN_ID").map(String::as_str);
+    let ended = tokio::select! {
+        status = child.wait() => Ended::Exited(exit_code(status?)),
+        () = tokio::time::sleep(spec.timeout) => Ended::TimedOut,
+        () = interrupt.interrupted() => Ended::Interrupted,
+    };
+    if !matches!(ended, Ended::Exited(_)) && !interrupt.hard.is_cancelled() {
+        if let Some(pgid) = pgid {
+            signal_group(pgid, Signal::SIGTERM);
+        }
+        if let Some(run_id) = run_id {
+            signal_run(run_id, Signal::SIGTERM);
+        }
+        tokio::select! {
+            result = tokio::time::timeout(spec.kill_grace, child.wait()) => if result.is_err() {
+                tracing::warn!(program = %program, "payload ignored SIGTERM; sending SIGKILL");
+            },
+            () = interrupt.hard.cancelled() => {}
+        }
+    }
+    // Whatever happened, nothing of the group outlives the run.
+    if let Some(pgid) = pgid {
+        signal_group(pgid, Signal::SIGKILL);
+    }
+    let _ = child.wait().await;
+    if let Some(run_id) = run_id {
+        kill_run(run_id).await;
+    }
+    reap_orphans();
+    Ok(ended)
+}
+
+fn signal_group(pgid: Pid, signal: Signal) {
+    // ESRCH (no such group) just means everything has already exited.
+    let _ = killpg(pgid, signal);
+}
+
+/// Sends a signal to every process left of a run (by its environment).
+fn signal_run(run_id: &str, signal: Signal) -> usize {
+    let pids = processes_of_run(run_id);
+    for pid in &pids {
+        let _ = kill(Pid::from_raw(*pid), signal);
+    }
+    pids.len()
+}
+
+/// SIGKILLs what is left of a run outside its group, until nothing is
+/// (a process may fork while it is being killed).
+async fn kill_run(run_id: &str) {
+    for round in 0..50 {
+        let n = signal_run(run_id, Signal::SIGKILL);
+        if n == 0 {
+            return;
+        }
+        if round == 0 {
+            tracing::warn!("killed {n} process(es) of the run that had left its process group");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::error!("processes of the run still alive after repeated SIGKILL");
+}
+
+/// Live processes (not zombies, not this one) whose environment holds
+/// `LAVA_RUN_ID=<run_id>`.
+pub fn processes_of_run(run_id: &str) -> Vec<i32> {
+    let wanted = format!("LAVA_RUN_ID={run_id}");
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            // A zombie's environment reads empty; an unreadable one is not ours.
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == wanted.as_bytes()))
+        })
+        .filter_map(|pid| i32::try_from(pid).ok())
+        .collect()
+}
+
+/// State letter and parent pid of a process, from `/proc/<pid>/stat`.
+fn stat_of(pid: u32) -> Option<(char, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything.
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Makes this process the child subreaper of its descendants, so orphans
+/// (double-forked daemons of payloads) are reparented to it, not to init.
+pub fn become_subreaper() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
+
+/// Reaps zombie children that no `tokio::process::Child` waits for (orphans
+/// this subreaper inherited); returns how many. Never `waitpid(-1)`.
+pub fn reap_orphans() -> usize {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let zombies: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| stat_of(*pid).is_some_and(|(state, ppid)| state == 'Z' && ppid == me))
+        .collect();
+    if zombies.is_empty() {
+        return 0;
+    }
+    // Under the lock: a child spawned meanwhile is registered before it can exit.
+    let waited = waited_for();
+    let mut reaped = 0;
+    for pid in zombies {
+        let Ok(raw) = i32::try_from(pid) else {
+            continue;
+        };
+        if waited.contains(&raw) {
+            continue;
+        }
+        if waitpid(Pid::from_raw(raw), Some(WaitPidFlag::WNOHANG)).is_ok() {
+            reaped += 1;
+        }
+    }
+    reaped
+}
+
+/// Reaps orphans whenever a child changes state (SIGCHLD), and every few
+/// seconds in case signals were merged.
+pub fn spawn_reaper() {
+    tokio::spawn(async move {
+        let mut sigchld =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()).ok();
+        loop {
+            match sigchld.as_mut() {
+                Some(s) => {
+                    tokio::select! {
+                        _ = s.recv() => {}
+                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                }
+                None => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+            reap_orphans();
+        }
+    });
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| -s))
+        .unwrap_or(-1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(script: &str, timeout_ms: u64) -> (ProcessSpec, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let spec = ProcessSpec {
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            env: BTreeMap::from([("PATH".into(), "/usr/bin:/bin".into())]),
+            cwd: dir.path().to_path_buf(),
+            capture: Some((dir.path().join("out"), dir.path().join("err"))),
+            timeout: Duration::from_millis(timeout_ms),
+            kill_grace: Duration::from_millis(500),
+        };
+        (spec, dir)
+    }
+
+    #[tokio::test]
+    async fn exit_status_and_capture() {
+        let (s, dir) = spec("echo hi; echo oops >&2; exit 3", 10_000);
+        assert_eq!(
+            run(&s, &Interrupt::new()).await.ok(),
+            Some(Ended::Exited(3))
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out"))
+                .ok()
+                .as_deref(),
+            Some("hi\n")
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("err"))
+                .ok()
+                .as_deref(),
+            Some("oops\n")
+        );
+        let (s, _dir) = spec("kill -9 $$", 10_000);
+        assert_eq!(
+            run(&s, &Interrupt::new()).await.ok(),
+            Some(Ended::Exited(-9))
+        );
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let (s, dir) = spec("sleep 30 & echo $! > child; sleep 30", 300);
+        assert_eq!(run(&s, &Interrupt::new()).await.ok(), Some(Ended::TimedOut));
+        let pid: i32 = std::fs::read_to_string(dir.path().join("child"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no child pid"));
+        // SIGKILL is delivered asynchronously: give the background sleep a
+        // moment to die (a zombie waiting for its reaper counts as dead).
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| !s.contains(") Z"))
+                .unwrap_or(false)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!alive(), "background child {pid} survived the timeout");
+    }
+
+    #[tokio::test]
+    async fn cancel_interrupts() {
+        let (s, _dir) = spec("sleep 30", 60_000);
+        let token = Interrupt::new();
+        let t2 = token.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            t2.deadline();
+        });
+        assert_eq!(run(&s, &token).await.ok(), Some(Ended::Interrupted));
+    }
+}

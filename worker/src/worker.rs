@@ -1,0 +1,184 @@
+//! The worker's shared state: realm, configuration, backend, queue and the
+//! settings every run reads, built once at start-up.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use lava_common::config::Config;
+use lava_common::dispatch::Dispatcher;
+use lava_common::render::Renderer;
+use lava_common::spec::Realm;
+use lava_common::store::{Backend, BackendSpec, QueueRef};
+
+use crate::events::Identity;
+
+/// Settings of one worker process that runs read.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--threads`: job slots.
+    pub threads: usize,
+    /// `--retries`: discard a message received more than this + 1 times (negative: never).
+    pub retries: i64,
+    /// `--dev`: payload output to the worker's own stdout/stderr.
+    pub dev: bool,
+    /// Period of visibility and lease renewal; zero disables it.
+    pub keepalive: Duration,
+    /// SIGTERM → SIGKILL grace for payload process groups.
+    pub kill_grace: Duration,
+    /// Events `ttl`, seconds after each event; `None` disables it.
+    pub event_ttl: Option<f64>,
+}
+
+/// Everything a run needs from its worker.
+pub struct Worker {
+    /// Realm name.
+    pub realm_name: String,
+    /// Worker fleet name.
+    pub worker_name: String,
+    /// The realm record, read at start-up.
+    pub realm: Realm,
+    /// Effective configuration.
+    pub config: Config,
+    /// Storage.
+    pub backend: Backend,
+    /// Which backend (`aws`, `local:<DIR>`), as `--backend` gave it.
+    pub backend_spec: BackendSpec,
+    /// The queue this worker polls.
+    pub queue: QueueRef,
+    /// The queue's visibility timeout in seconds.
+    pub queue_visibility: u32,
+    /// Who writes events and holds leases.
+    pub identity: Arc<Identity>,
+    /// Jinja.
+    pub renderer: Renderer,
+    /// The dispatch routine (for job lookups, dispatch actions and jobs).
+    pub dispatcher: Dispatcher,
+    /// `<TMPDIR>/<realm>/<worker>.<pid>`: parent of every job dir.
+    pub work_dir: PathBuf,
+    /// Run settings.
+    pub options: Options,
+    /// Runs in progress in this process, by run id.
+    pub active: ActiveRuns,
+}
+
+/// The receipt of a message being run: replaced when the same message is
+/// received again while its run goes on (the older receipt is then stale
+/// for SQS), so the keep-alive and the final delete use the newest.
+#[derive(Debug)]
+pub struct Receipt {
+    message_id: String,
+    current: Mutex<String>,
+}
+
+impl Receipt {
+    /// The newest receipt handle.
+    pub fn current(&self) -> String {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Runs in progress in this worker process (DECISIONS.md 31: a second copy
+/// of a run reaching the worker that runs it is left alone).
+#[derive(Debug, Default)]
+pub struct ActiveRuns(Mutex<HashMap<String, Arc<Receipt>>>);
+
+/// What [`ActiveRuns::enter`] found.
+pub enum Entered {
+    /// The run was not in progress here; it is now, until the guard drops.
+    New(ActiveGuard),
+    /// The same message is already being run here; its receipt was updated.
+    SameMessage,
+    /// Another copy (another message) of the run is being run here.
+    OtherCopy,
+}
+
+/// Marks a run as in progress here while it lives.
+pub struct ActiveGuard {
+    runs: Arc<Worker>,
+    run_id: String,
+    /// The message's receipt, kept up to date.
+    pub receipt: Arc<Receipt>,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.runs.active.lock().remove(&self.run_id);
+    }
+}
+
+impl ActiveRuns {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Receipt>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a received message's run, unless it is already in progress here.
+    pub fn enter(w: &Arc<Worker>, run_id: &str, message_id: &str, receipt: &str) -> Entered {
+        let mut runs = w.active.lock();
+        if let Some(running) = runs.get(run_id) {
+            if running.message_id == message_id {
+                *running
+                    .current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = receipt.to_string();
+                return Entered::SameMessage;
+            }
+            return Entered::OtherCopy;
+        }
+        let entry = Arc::new(Receipt {
+            message_id: message_id.to_string(),
+            current: Mutex::new(receipt.to_string()),
+        });
+        runs.insert(run_id.to_string(), Arc::clone(&entry));
+        Entered::New(ActiveGuard {
+            runs: Arc::clone(w),
+            run_id: run_id.to_string(),
+            receipt: entry,
+        })
+    }
+
+    /// The run ids in progress, sorted.
+    pub fn run_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.lock().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// How many runs are in progress.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when none is.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+/// The worker directory name: `<worker>.<pid>`, replacing a suffix the way
+/// Python's `Path.with_suffix` does (`core.v2` → `core.<pid>`), as the
+/// original does (spec/worker.md gotcha 5).
+pub fn work_dir_name(worker: &str, pid: u32) -> String {
+    match worker.rfind('.') {
+        Some(i) if i > 0 && i + 1 < worker.len() => format!("{}.{pid}", &worker[..i]),
+        _ => format!("{worker}.{pid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_dir_names() {
+        assert_eq!(work_dir_name("core", 42), "core.42");
+        assert_eq!(work_dir_name("core.v2", 42), "core.42");
+        assert_eq!(work_dir_name("core-a", 7), "core-a.7");
+    }
+}
