@@ -160,10 +160,13 @@ async fn lavasched_installs_the_block_and_keeps_the_rest() {
     std::fs::write(c.file(), "MAILTO=ops\n0 1 * * * backup\n").unwrap_or_default();
 
     let run_id = t.dispatch_job("lava/sched", &[]).await;
-    c.run_worker(&t, &[]).await;
+    let out = c.run_worker(&t, &[]).await;
     assert_eq!(
         t.statuses("lava/sched", &run_id).await,
-        ["starting", "running", "complete"]
+        ["starting", "running", "complete"],
+        "{:#?}\n{}",
+        t.log("lava/sched", &run_id).await,
+        stderr(&out)
     );
     let realm = format!("LAVA_REALM={}", t.name);
     let want_block = block(
@@ -361,7 +364,13 @@ async fn jump_start_dispatches_enabled_lavasched_jobs_of_this_worker() {
     assert!(out.status.success(), "{}", stderr(&out));
     let runs = runs_of(&t, "sched/on").await;
     assert_eq!(runs.len(), 1, "{runs:?}\n{}", stderr(&out));
-    assert_eq!(runs[0].1, ["starting", "running", "complete"]);
+    assert_eq!(
+        runs[0].1,
+        ["starting", "running", "complete"],
+        "{:#?}\n{}",
+        t.log("sched/on", &runs[0].0).await,
+        stderr(&out)
+    );
     assert!(
         stderr(&out).contains(&format!(
             "Jumpstart: Dispatched sched/on to core (run {}, delay 0s)",
