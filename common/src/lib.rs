@@ -2,6 +2,7 @@
 //! formats, configuration, table items, the dispatch message and routine,
 //! realm provisioning, logging and the storage seams with their backends.
 
+pub mod children;
 pub mod config;
 pub mod dispatch;
 pub mod document;

@@ -6,13 +6,13 @@
 //! in its environment and killed too; the worker is a child subreaper and
 //! reaps the orphans it inherits (DECISIONS.md 32).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use lava_common::children;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
@@ -84,27 +84,6 @@ impl Interrupt {
     }
 }
 
-/// Pids of the children a `tokio::process::Child` waits for: the reaper
-/// must not take them (their `wait` would fail).
-static WAITED_FOR: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-
-fn waited_for() -> MutexGuard<'static, BTreeSet<i32>> {
-    WAITED_FOR
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Removes a child from [`WAITED_FOR`] when its run ends.
-struct Tracked(Option<i32>);
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            waited_for().remove(&pid);
-        }
-    }
-}
-
 /// Runs a program to completion. Errors are failures to start it.
 pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<Ended> {
     let Some((program, args)) = spec.argv.split_first() else {
@@ -124,17 +103,8 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
     if let Some((out, err)) = &spec.capture {
         cmd.stdout(File::create(out)?).stderr(File::create(err)?);
     }
-    // Spawn and register under the reaper's lock, so the reaper never sees
-    // this child's zombie unregistered.
-    let (mut child, _tracked) = {
-        let mut waited = waited_for();
-        let child = cmd.spawn()?;
-        let pid = child.id().and_then(|id| i32::try_from(id).ok());
-        if let Some(pid) = pid {
-            waited.insert(pid);
-        }
-        (child, Tracked(pid))
-    };
+    // Registered, so the orphan reaper never takes this child's zombie.
+    let (mut child, _registration) = children::spawn(&mut cmd)?;
     let pgid = child
         .id()
         .and_then(|id| i32::try_from(id).ok())
@@ -253,7 +223,7 @@ pub fn reap_orphans() -> usize {
         return 0;
     }
     // Under the lock: a child spawned meanwhile is registered before it can exit.
-    let waited = waited_for();
+    let waited = children::waited_for();
     let mut reaped = 0;
     for pid in zombies {
         let Ok(raw) = i32::try_from(pid) else {

@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::process::Stdio;
 
+use lava_common::children;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -56,37 +57,43 @@ impl CrontabCommand {
     /// The current crontab; empty when the user has none (`<cmd> -l`
     /// fails saying "no crontab").
     pub async fn read(&self) -> Result<String, CrontabError> {
-        let out = Command::new(&self.program)
-            .arg("-l")
-            .stdin(Stdio::null())
-            .output()
+        let what = "read the crontab";
+        let (child, _registration) = children::spawn(
+            Command::new(&self.program)
+                .arg("-l")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true),
+        )
+        .map_err(|e| self.failed(what, e))?;
+        let out = child
+            .wait_with_output()
             .await
-            .map_err(|e| self.failed("read the crontab", e))?;
+            .map_err(|e| self.failed(what, e))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             if stderr.to_ascii_lowercase().contains("no crontab") {
                 return Ok(String::new());
             }
-            return Err(self.failed(
-                "read the crontab",
-                format!("{}: {}", out.status, stderr.trim()),
-            ));
+            return Err(self.failed(what, format!("{}: {}", out.status, stderr.trim())));
         }
         String::from_utf8(out.stdout)
-            .map_err(|_| self.failed("read the crontab", "the crontab is not UTF-8 text"))
+            .map_err(|_| self.failed(what, "the crontab is not UTF-8 text"))
     }
 
     /// Replaces the crontab with `text` (`<cmd> -`, text on stdin).
     pub async fn install(&self, text: &str) -> Result<(), CrontabError> {
         let what = "install the new crontab";
-        let mut child = Command::new(&self.program)
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| self.failed(what, e))?;
+        let (mut child, _registration) = children::spawn(
+            Command::new(&self.program)
+                .arg("-")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true),
+        )
+        .map_err(|e| self.failed(what, e))?;
         if let Some(mut stdin) = child.stdin.take() {
             stdin
                 .write_all(text.as_bytes())
