@@ -7,7 +7,7 @@
 
 use lava_common::dispatch::dotted;
 use lava_common::dispatch::{DispatchMessage, MessageError};
-use lava_common::spec::JobSpec;
+use lava_common::spec::{JOB_KEYS, JobSpec};
 use lava_common::units;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
@@ -58,29 +58,6 @@ const MESSAGE_KEYS: &[&str] = &[
     "ts_dispatch",
     "parameters",
     "globals",
-];
-
-const JOB_KEYS: &[&str] = &[
-    "job_id",
-    "type",
-    "worker",
-    "payload",
-    "enabled",
-    "parameters",
-    "globals",
-    "description",
-    "owner",
-    "dispatcher",
-    "schedule",
-    "max_tries",
-    "max_run_delay",
-    "iteration_limit",
-    "iteration_delay",
-    "on_success",
-    "on_fail",
-    "on_retry",
-    "state",
-    "event_log",
 ];
 
 fn message_error_is_clear(e: &MessageError) -> bool {

@@ -285,6 +285,16 @@ impl TestRealm {
         }
     }
 
+    /// Asserts the statuses of a run's `log`; a mismatch shows the whole log.
+    pub async fn assert_statuses(&self, job_id: &str, run_id: &str, want: &[&str]) {
+        let log = self.log(job_id, run_id).await;
+        let got: Vec<&str> = log
+            .iter()
+            .map(|e| e["status"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(got, want, "run {run_id} of {job_id}: {log:#?}");
+    }
+
     /// The statuses of a run's `log`, in order.
     pub async fn statuses(&self, job_id: &str, run_id: &str) -> Vec<String> {
         self.events(job_id, run_id)

@@ -6,7 +6,8 @@ use super::{Item, SpecError, map_field, opt_string, require, string_field, unkno
 
 const KIND: &str = "job";
 const REQUIRED: &[&str] = &["job_id", "type", "worker", "payload"];
-const KNOWN: &[&str] = &[
+/// Every field a job item may have (others warn; `x-*` are ignored).
+pub const JOB_KEYS: &[&str] = &[
     "job_id",
     "type",
     "worker",
@@ -62,7 +63,7 @@ impl JobSpec {
         }
         opt_string(&item, KIND, "dispatcher")?;
         let mut warnings = Vec::new();
-        let unknown = unknown_keys(&item, KNOWN);
+        let unknown = unknown_keys(&item, JOB_KEYS);
         if !unknown.is_empty() {
             warnings.push(format!("Unexpected keys: {}", unknown.join(", ")));
         }

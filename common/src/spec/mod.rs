@@ -11,7 +11,7 @@ mod state;
 
 pub use connection::Connection;
 pub use event::{EventRecord, LogEntry, Status};
-pub use job::{Enabled, JobSpec};
+pub use job::{Enabled, JOB_KEYS, JobSpec};
 pub use realm::Realm;
 pub use s3trigger::S3Trigger;
 pub use state::{StateItem, StateType};

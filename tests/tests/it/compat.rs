@@ -448,10 +448,8 @@ async fn the_original_dispatchers_message_runs_on_our_worker() {
 
     t.run_worker("core", &[]).await;
 
-    assert_eq!(
-        t.statuses("compat/echo", &run_id).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("compat/echo", &run_id, &["starting", "running", "complete"])
+        .await;
     let item = t.events("compat/echo", &run_id).await.unwrap_or_default();
     check_forms(&item, "ours", None);
     // The original re-formats the message's time with isoformat(): unchanged.

@@ -49,10 +49,8 @@ async fn syslog_json_datagrams_carry_run_fields() {
     )
     .await;
     assert!(out.status.success(), "{}", lava_tests::stderr(&out));
-    assert_eq!(
-        t.statuses("hello", &run_id).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("hello", &run_id, &["starting", "running", "complete"])
+        .await;
     let grams = tokio::task::spawn_blocking(move || datagrams(&socket))
         .await
         .unwrap_or_default();

@@ -207,10 +207,8 @@ async fn keepalive_keeps_a_long_run_invisible() {
         polls += 1;
         assert!(polls < 300, "the run did not end");
     }
-    assert_eq!(
-        t.statuses("long", &run_id).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("long", &run_id, &["starting", "running", "complete"])
+        .await;
     assert!(first.stop().await.success(), "{}", first.log());
     assert!(second.stop().await.success(), "{}", second.log());
     assert!(
@@ -409,10 +407,8 @@ async fn drain_on(signal: Signal) {
     let later = t.dispatch_job("later", &[]).await;
     let status = worker.wait().await;
     assert_eq!(status.code(), Some(0), "{}", worker.log());
-    assert_eq!(
-        t.statuses("short", &run_id).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("short", &run_id, &["starting", "running", "complete"])
+        .await;
     assert!(
         t.statuses("later", &later).await.is_empty(),
         "polling stopped"

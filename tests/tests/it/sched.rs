@@ -212,10 +212,8 @@ async fn lavasched_installs_the_block_and_keeps_the_rest() {
     // Nothing changed: nothing installed, nothing uploaded.
     let again = t.dispatch_job("lava/sched", &[]).await;
     c.run_worker(&t, &[]).await;
-    assert_eq!(
-        t.statuses("lava/sched", &again).await,
-        ["starting", "running", "complete"]
-    );
+    t.assert_statuses("lava/sched", &again, &["starting", "running", "complete"])
+        .await;
     assert_eq!(
         t.log("lava/sched", &again).await[2]["info"],
         json!({"exit_status": 0, "error": null})
@@ -253,10 +251,8 @@ async fn lavasched_skips_invalid_entries_and_fails_naming_them() {
     let c = Crontab::new();
     let run_id = t.dispatch_job("lava/sched", &[]).await;
     c.run_worker(&t, &[]).await;
-    assert_eq!(
-        t.statuses("lava/sched", &run_id).await,
-        ["starting", "running", "failed"]
-    );
+    t.assert_statuses("lava/sched", &run_id, &["starting", "running", "failed"])
+        .await;
     let info = &t.log("lava/sched", &run_id).await[2]["info"];
     let error = info["error"].as_str().unwrap_or_default();
     for want in [

@@ -27,10 +27,8 @@ async fn cmd_success_uploads_stdout_and_records_events() {
     .await;
     let run_id = t.dispatch_job("demo/hello", &[]).await;
     t.run_worker("core", &[]).await;
-    assert_eq!(
-        t.statuses("demo/hello", &run_id).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("demo/hello", &run_id, &["starting", "running", "complete"])
+        .await;
     let item = t.events("demo/hello", &run_id).await.unwrap_or_default();
     assert_eq!(item["status"], json!("complete"));
     assert_eq!(item["worker"], json!("core"));
@@ -77,12 +75,14 @@ async fn failure_retries_and_runs_actions() {
     .await;
     let run_id = t.dispatch_job("demo/fail", &[]).await;
     let out = t.run_worker("core", &[]).await;
-    assert_eq!(
-        t.statuses("demo/fail", &run_id).await,
-        vec![
-            "starting", "running", "retrying", "running", "retrying", "running", "failed"
-        ]
-    );
+    t.assert_statuses(
+        "demo/fail",
+        &run_id,
+        &[
+            "starting", "running", "retrying", "running", "retrying", "running", "failed",
+        ],
+    )
+    .await;
     let log = t.log("demo/fail", &run_id).await;
     let failed = &log[6]["info"];
     assert_eq!(failed["error"], json!("Failed with exit status 3"));
@@ -136,23 +136,19 @@ async fn disabled_jobs_are_skipped() {
     let jinja_off = t.dispatch_job("jinja-off", &[]).await;
     let jinja_on = t.dispatch_job("jinja-on", &[]).await;
     t.run_worker("core", &[]).await;
-    assert_eq!(t.statuses("off", &off).await, vec!["skipped"]);
+    t.assert_statuses("off", &off, &["skipped"]).await;
     assert_eq!(
         t.log("off", &off).await[0]["info"],
         json!("Job not enabled (static)")
     );
-    assert_eq!(
-        t.statuses("jinja-off", &jinja_off).await,
-        vec!["starting", "skipped"]
-    );
+    t.assert_statuses("jinja-off", &jinja_off, &["starting", "skipped"])
+        .await;
     assert_eq!(
         t.log("jinja-off", &jinja_off).await[1]["info"],
         json!("Job not enabled (enabled=\"no\")")
     );
-    assert_eq!(
-        t.statuses("jinja-on", &jinja_on).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("jinja-on", &jinja_on, &["starting", "running", "complete"])
+        .await;
 }
 
 #[tokio::test]
@@ -176,18 +172,14 @@ async fn max_run_delay_rejects_stale_dispatches() {
     let fresh = t.dispatch_job("fresh", &[]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     t.run_worker("core", &[]).await;
-    assert_eq!(
-        t.statuses("stale", &stale).await,
-        vec!["starting", "rejected"]
-    );
+    t.assert_statuses("stale", &stale, &["starting", "rejected"])
+        .await;
     assert_eq!(
         t.log("stale", &stale).await[1]["info"],
         json!("dispatch is more than 1s old")
     );
-    assert_eq!(
-        t.statuses("fresh", &fresh).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("fresh", &fresh, &["starting", "running", "complete"])
+        .await;
 }
 
 #[tokio::test]
@@ -204,10 +196,8 @@ async fn dispatch_parameters_and_globals_reach_the_payload() {
         .dispatch_job("params", &["-p", "vars.x=disp", "-g", "g=glob"])
         .await;
     t.run_worker("core", &[]).await;
-    assert_eq!(
-        t.statuses("params", &run_id).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("params", &run_id, &["starting", "running", "complete"])
+        .await;
     let stdout = t
         .object(&format!("{}/params/{run_id}/stdout", t.realm.s3_temp()))
         .await;
@@ -376,10 +366,12 @@ async fn event_log_and_state_are_rendered() {
     .await;
     let run_id = t.dispatch_job("stateful", &[]).await;
     t.run_worker("core", &[]).await;
-    assert_eq!(
-        t.statuses("stateful", &run_id).await,
-        vec!["starting", "logging", "running", "complete"]
-    );
+    t.assert_statuses(
+        "stateful",
+        &run_id,
+        &["starting", "logging", "running", "complete"],
+    )
+    .await;
     assert_eq!(
         t.log("stateful", &run_id).await[1]["info"],
         json!({"note": "run of stateful", "n": 5})
@@ -400,10 +392,8 @@ async fn dispatch_action_starts_a_child_with_parent_globals() {
     t.put_job(job("child", "log", Value::Null, json!({}))).await;
     let parent_run = t.dispatch_job("parent", &[]).await;
     t.run_worker("core", &[]).await;
-    assert_eq!(
-        t.statuses("parent", &parent_run).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("parent", &parent_run, &["starting", "running", "complete"])
+        .await;
     // The child's run: find it in the events table.
     let children: Vec<_> = t
         .backend
@@ -420,10 +410,8 @@ async fn dispatch_action_starts_a_child_with_parent_globals() {
         .unwrap_or_default()
         .to_string();
     assert_ne!(child_run, parent_run);
-    assert_eq!(
-        t.statuses("child", &child_run).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("child", &child_run, &["starting", "running", "complete"])
+        .await;
     let out = t.run_worker("core", &[]).await;
     let _ = out;
 }
@@ -598,10 +586,8 @@ async fn renders_as_python_jinja_does() {
     .await;
     let run_id = t.dispatch_job("py", &[]).await;
     t.run_worker("core", &[]).await;
-    assert_eq!(
-        t.statuses("py", &run_id).await,
-        vec!["starting", "running", "complete"]
-    );
+    t.assert_statuses("py", &run_id, &["starting", "running", "complete"])
+        .await;
     let stdout = t
         .object(&format!("{}/py/{run_id}/stdout", t.realm.s3_temp()))
         .await;
@@ -692,10 +678,8 @@ async fn event_action_puts_events() {
     .await;
     let run_id = t.dispatch_job("ev", &[]).await;
     t.run_worker("core", &[]).await;
-    assert_eq!(
-        t.statuses("ev", &run_id).await,
-        vec!["starting", "running", "failed"]
-    );
+    t.assert_statuses("ev", &run_id, &["starting", "running", "failed"])
+        .await;
     let mut events = bus_events(&t, 2).await;
     events.sort_by_key(|e| e["detail-type"].as_str().unwrap_or_default().to_string());
     assert_eq!(events.len(), 2, "{events:?}");
