@@ -292,7 +292,18 @@ impl TestRealm {
             .iter()
             .map(|e| e["status"].as_str().unwrap_or_default())
             .collect();
-        assert_eq!(got, want, "run {run_id} of {job_id}: {log:#?}");
+        // Each entry as JSON, cut short: an info may be hundreds of kB.
+        let shown: Vec<String> = log
+            .iter()
+            .map(|e| {
+                let text = e.to_string();
+                match text.char_indices().nth(600) {
+                    Some((end, _)) => format!("{}…", &text[..end]),
+                    None => text,
+                }
+            })
+            .collect();
+        assert_eq!(got, want, "run {run_id} of {job_id}: {shown:#?}");
     }
 
     /// The statuses of a run's `log`, in order.

@@ -1,16 +1,20 @@
 //! Writing a run's events: one append per event to the run's events item,
 //! in order, retried, never appended twice (DECISIONS.md 5, 42), with the
-//! worker's identity and the TTL (spec/worker.md §8).
+//! worker's identity and the TTL (spec/worker.md §8). An entry that would
+//! take the item past its size limit is shrunk and kept whole in the run's
+//! temp area ([`crate::event_size`], DECISIONS.md 5, 38).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 use lava_common::spec::{Item, Status};
-use lava_common::store::{EventWrite, Key, StoreError, Table, Tables};
+use lava_common::store::{EventWrite, Key, Objects, StoreError, Table, Tables};
 use lava_common::timestamp;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
+
+use crate::event_size::{self, json_size};
 
 /// Who writes events: the same for every run of a worker process.
 #[derive(Debug, Clone)]
@@ -52,6 +56,16 @@ impl Identity {
     }
 }
 
+/// Where the full copy of a shrunk entry goes.
+pub struct Overflow {
+    /// Object storage.
+    pub objects: Arc<dyn Objects>,
+    /// The run's `s3tmp` (`<s3_temp>/<job_id>/<run_id>`).
+    pub s3tmp: String,
+    /// The realm's KMS key for objects, if any.
+    pub kms_key: Option<String>,
+}
+
 /// How many times an event write is tried before giving up.
 const WRITE_ATTEMPTS: u32 = 5;
 
@@ -65,6 +79,9 @@ pub struct RunEvents {
     identity: Arc<Identity>,
     ttl_secs: Option<f64>,
     next_index: usize,
+    /// What the item's `log` takes, by [`json_size`].
+    log_bytes: usize,
+    overflow: Overflow,
     keepalive: Option<Keepalive>,
 }
 
@@ -86,7 +103,7 @@ impl Keepalive {
 }
 
 impl RunEvents {
-    /// The writer for a run whose events item already holds `log_len` entries.
+    /// The writer for a run whose events item already holds `log`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         tables: Arc<dyn Tables>,
@@ -96,7 +113,8 @@ impl RunEvents {
         ts_dispatch: &DateTime<FixedOffset>,
         identity: Arc<Identity>,
         ttl_secs: Option<f64>,
-        log_len: usize,
+        log: &[Value],
+        overflow: Overflow,
     ) -> Self {
         Self {
             tables,
@@ -106,7 +124,9 @@ impl RunEvents {
             ts_dispatch: timestamp::isoformat(ts_dispatch),
             identity,
             ttl_secs,
-            next_index: log_len,
+            next_index: log.len(),
+            log_bytes: log.iter().map(json_size).sum(),
+            overflow,
             keepalive: None,
         }
     }
@@ -176,9 +196,10 @@ impl RunEvents {
         let mut delay = Duration::from_millis(250);
         let mut last_error = StoreError::Service("no attempt".into());
         for attempt in 1..=WRITE_ATTEMPTS {
+            self.fit(&mut write).await;
             match self.tables.append_event(&self.realm, &write).await {
                 Ok(()) => {
-                    self.next_index = write.index + 1;
+                    self.appended(&write);
                     return Ok(now);
                 }
                 Err(StoreError::ConditionFailed(_)) => match self.log().await {
@@ -188,7 +209,7 @@ impl RunEvents {
                             .get(write.index)
                             .is_some_and(|e| same_entry(e, &write.entry)) =>
                     {
-                        self.next_index = write.index + 1;
+                        self.appended(&write);
                         return Ok(now);
                     }
                     Ok(log) => {
@@ -198,6 +219,7 @@ impl RunEvents {
                             write.index
                         );
                         write.index = log.len();
+                        self.log_bytes = log.iter().map(json_size).sum();
                         last_error = StoreError::ConditionFailed("log length changed".into());
                     }
                     Err(e) => last_error = e,
@@ -211,6 +233,50 @@ impl RunEvents {
             delay = (delay * 2).min(Duration::from_secs(8));
         }
         Err(last_error)
+    }
+
+    fn appended(&mut self, write: &EventWrite) {
+        self.next_index = write.index + 1;
+        self.log_bytes += json_size(&Value::Object(write.entry.clone()));
+    }
+
+    /// Shrinks the entry's `info` when the entry would take the item past
+    /// its limit, after storing the whole entry as `event-<n>.json` in the
+    /// run's temp area (DECISIONS.md 5, 38). A failed upload is logged; the
+    /// shrunk entry is written all the same.
+    async fn fit(&self, write: &mut EventWrite) {
+        let entry_size = json_size(&Value::Object(write.entry.clone()));
+        let room = event_size::room_for_entry(self.log_bytes);
+        if entry_size <= room {
+            return;
+        }
+        let url = format!("{}/event-{}.json", self.overflow.s3tmp, write.index);
+        let whole = serde_json::to_vec(&write.entry).unwrap_or_default();
+        let record = match self
+            .overflow
+            .objects
+            .put(&url, whole, self.overflow.kms_key.as_deref())
+            .await
+        {
+            Ok(()) => Some(url.as_str()),
+            Err(e) => {
+                tracing::warn!("cannot store the whole event at {url}: {e}");
+                None
+            }
+        };
+        let info = write.entry.get("info").cloned().unwrap_or(Value::Null);
+        let budget = room.saturating_sub(entry_size - json_size(&info));
+        let shrunk = event_size::shrink(&info, budget, record);
+        tracing::warn!(
+            job_id = %self.job_id,
+            run_id = %self.run_id,
+            "event {} is {entry_size} bytes, more than the {room} left in the events item: \
+             info shrunk to {} bytes{}",
+            write.index,
+            json_size(&shrunk),
+            record.map(|u| format!(", whole entry at {u}")).unwrap_or_default()
+        );
+        write.entry.insert("info".into(), shrunk);
     }
 
     async fn log(&self) -> Result<Vec<Value>, StoreError> {
@@ -244,5 +310,88 @@ fn null_if_empty(text: &str) -> Value {
         Value::Null
     } else {
         Value::String(text.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lava_common::provision::{RealmSetup, create_realm};
+    use lava_common::store::{Backend, BackendSpec};
+    use serde_json::json;
+
+    use super::*;
+
+    /// Growth over several entries, on the local backend (which refuses an
+    /// item over 400 KB as DynamoDB does): each entry that would pass the
+    /// limit is shrunk and stored whole; the last ones keep only where the
+    /// whole entry is.
+    #[tokio::test]
+    async fn growth_over_many_entries_stays_under_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = BackendSpec::parse(&format!("local:{}", dir.path().display())).expect("spec");
+        let backend = Backend::connect(&spec, None).await.expect("backend");
+        let realm = create_realm(&backend, &RealmSetup::new("sizes", &["core"]))
+            .await
+            .expect("realm");
+        let s3tmp = format!("{}/j/r", realm.s3_temp());
+        let mut events = RunEvents::new(
+            Arc::clone(&backend.tables),
+            "sizes",
+            "j",
+            "r",
+            &timestamp::now_local(),
+            Arc::new(Identity::detect("core")),
+            None,
+            &[],
+            Overflow {
+                objects: Arc::clone(&backend.objects),
+                s3tmp: s3tmp.clone(),
+                kms_key: None,
+            },
+        );
+        let big = json!({"error": "boom", "error_data": {"exit_status": 1, "error": "x".repeat(150_000)}});
+        events
+            .write(Status::Starting, Value::Null, false)
+            .await
+            .expect("starting");
+        for n in 1..=3 {
+            events
+                .write(Status::Retrying, big.clone(), false)
+                .await
+                .unwrap_or_else(|e| panic!("retrying {n}: {e}"));
+        }
+        events
+            .write(Status::Failed, big.clone(), true)
+            .await
+            .expect("failed");
+
+        let log = events.log().await.expect("log");
+        let statuses: Vec<&str> = log.iter().filter_map(|e| e["status"].as_str()).collect();
+        assert_eq!(
+            statuses,
+            ["starting", "retrying", "retrying", "retrying", "failed"]
+        );
+        assert_eq!(log[1]["info"], big);
+        assert_eq!(log[2]["info"], big);
+        let third = &log[3]["info"];
+        assert_eq!(third["truncated"], json!(true));
+        assert_eq!(third["record"], json!(format!("{s3tmp}/event-3.json")));
+        assert_eq!(third["error_data"]["exit_status"], json!(1));
+        let cut = third["error_data"]["error"].as_str().unwrap_or_default();
+        assert!(cut.len() > 30_000 && cut.len() < 50_000, "{}", cut.len());
+        assert_eq!(
+            log[4]["info"],
+            json!({"truncated": true, "record": format!("{s3tmp}/event-4.json")})
+        );
+        let total: usize = log.iter().map(json_size).sum();
+        assert!(total <= event_size::ITEM_LIMIT, "{total}");
+        for (n, entry) in log.iter().enumerate().skip(3) {
+            let url = format!("{s3tmp}/event-{n}.json");
+            let whole: Value =
+                serde_json::from_slice(&backend.objects.get(&url).await.expect("whole entry"))
+                    .expect("json");
+            assert_eq!(whole["info"], big, "{url}");
+            assert_eq!(whole["ts_event"], entry["ts_event"], "{url}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod cli;
 pub mod daemon;
+pub mod event_size;
 pub mod events;
 pub mod handlers;
 pub mod notify;

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::actions::{self, ActionList};
-use crate::events::{Keepalive, RunEvents, log_of};
+use crate::events::{Keepalive, Overflow, RunEvents, log_of};
 use crate::handlers::{self, Outcome};
 use crate::process::Interrupt;
 use crate::worker::{ActiveGuard, ActiveRuns, Entered, Receipt, Worker};
@@ -247,7 +247,12 @@ async fn run_message(
         &ts_dispatch,
         Arc::clone(&w.identity),
         w.options.event_ttl,
-        log.len(),
+        &log,
+        Overflow {
+            objects: Arc::clone(&w.backend.objects),
+            s3tmp: run_s3tmp(w, &job_id, &run_id),
+            kms_key: w.realm.s3_key().map(str::to_string),
+        },
     );
     let prefix = format!("Job {job_id} ({run_id})");
     let message = match parsed {
@@ -311,7 +316,7 @@ async fn run_message(
         events.set_keepalive(keepalive);
     }
     let run = Run {
-        s3tmp: format!("{}/{}/{}", w.realm.s3_temp(), job_id, run_id),
+        s3tmp: run_s3tmp(w, &job_id, &run_id),
         job_dir: w.work_dir.join(&run_id),
         job,
         run_id,
@@ -324,6 +329,11 @@ async fn run_message(
     let end = run_job(w, run, &mut events, cancel).await;
     events.stop_keepalive().await;
     end
+}
+
+/// A run's `s3tmp`: `<s3_temp>/<job_id>/<run_id>`.
+fn run_s3tmp(w: &Worker, job_id: &str, run_id: &str) -> String {
+    format!("{}/{job_id}/{run_id}", w.realm.s3_temp())
 }
 
 fn is_final_entry(entry: &Value) -> bool {

@@ -700,3 +700,68 @@ async fn event_action_puts_events() {
         "exit_status from error_data (DECISIONS.md 43)"
     );
 }
+
+/// An events item never passes DynamoDB's 400 KB limit: an entry that
+/// would take it past 350 KB is shrunk, the whole entry kept in the run's
+/// temp area as `event-<n>.json`; the final status is always written
+/// (DECISIONS.md 5, 38). One oversized entry here: moto counts an updated
+/// attribute's old and new values together against the limit, so growth
+/// over several entries is tested on the local backend
+/// (`worker/src/events.rs`).
+#[tokio::test]
+async fn an_oversized_event_is_shrunk_and_kept_whole() {
+    let t = TestRealm::new(&["core"]).await;
+    t.put_job(job(
+        "big",
+        "cmd",
+        json!("sh -c 'echo started; yes 0123456789abcdef | head -c 600000 >&2; exit 3'"),
+        json!({}),
+    ))
+    .await;
+    let run_id = t.dispatch_job("big", &[]).await;
+    // The failure's event asks for 500 kB of stderr.
+    let out = output(
+        t.worker("core")
+            .arg("--batch")
+            .env("LAVA_STDERR_SIZE", "500000"),
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    t.assert_statuses("big", &run_id, &["starting", "running", "failed"])
+        .await;
+    let item = t.events("big", &run_id).await.unwrap_or_default();
+    let size = serde_json::to_vec(&item).map_or(0, |v| v.len());
+    assert!(size < 360_000, "events item of {size} bytes");
+    assert_eq!(item["status"], json!("failed"));
+
+    let log = t.log("big", &run_id).await;
+    let s3tmp = format!("{}/big/{run_id}", t.realm.s3_temp());
+    let info = &log[2]["info"];
+    assert_eq!(info["truncated"], json!(true));
+    assert_eq!(info["record"], json!(format!("{s3tmp}/event-2.json")));
+    assert_eq!(info["error"], json!("Failed with exit status 3"));
+    // The stderr excerpt, the largest field, is what was cut.
+    let excerpt = info["error_data"]["error"].as_str().unwrap_or_default();
+    assert!(
+        excerpt.len() > 300_000 && excerpt.len() < 350_000 && excerpt.ends_with('…'),
+        "{} bytes",
+        excerpt.len()
+    );
+    assert_eq!(
+        info["error_data"]["output"][0]["stdout"],
+        json!(format!("{s3tmp}/stdout"))
+    );
+    let whole: Value =
+        serde_json::from_str(&t.object(&format!("{s3tmp}/event-2.json")).await).unwrap_or_default();
+    assert_eq!(whole["status"], json!("failed"));
+    assert_eq!(whole["ts_event"], log[2]["ts_event"]);
+    let full = whole["info"]["error_data"]["error"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(full.len(), 500_000, "the whole excerpt");
+    assert!(
+        stderr(&out).contains("info shrunk to"),
+        "no warning about the shrink:\n{}",
+        stderr(&out)
+    );
+}

@@ -404,18 +404,23 @@ fn excerpt(bytes: &[u8], size: i64) -> Option<String> {
     let n = usize::try_from(size.unsigned_abs())
         .unwrap_or(usize::MAX)
         .min(bytes.len());
+    // Only a character cut in two at the edge is dropped; invalid bytes
+    // elsewhere are replaced, as `from_utf8_lossy` does.
     let text = if size > 0 {
-        let mut end = n;
-        while end > 0 && std::str::from_utf8(&bytes[..end]).is_err() {
-            end -= 1;
-        }
-        String::from_utf8_lossy(&bytes[..end]).into_owned()
+        let head = &bytes[..n];
+        let end = match std::str::from_utf8(head) {
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            _ => n,
+        };
+        String::from_utf8_lossy(&head[..end]).into_owned()
     } else if size < 0 {
-        let mut start = bytes.len() - n;
-        while start < bytes.len() && std::str::from_utf8(&bytes[start..]).is_err() {
-            start += 1;
-        }
-        String::from_utf8_lossy(&bytes[start..]).into_owned()
+        let tail = &bytes[bytes.len() - n..];
+        let start = tail
+            .iter()
+            .take(3)
+            .take_while(|b| (**b & 0xC0) == 0x80)
+            .count();
+        String::from_utf8_lossy(&tail[start..]).into_owned()
     } else {
         String::new()
     };
@@ -483,6 +488,14 @@ mod tests {
         // "é" is two bytes: never split.
         assert_eq!(excerpt("aé".as_bytes(), 2).as_deref(), Some("a"));
         assert_eq!(excerpt("éa".as_bytes(), -2).as_deref(), Some("a"));
+        // Invalid bytes inside are replaced, not a reason to shorten.
+        assert_eq!(excerpt(b"a\xffb", 3).as_deref(), Some("a\u{fffd}b"));
+        assert_eq!(excerpt(b"a\xffb", -3).as_deref(), Some("a\u{fffd}b"));
+        let binary = vec![0xff_u8; 1_000_000];
+        assert_eq!(
+            excerpt(&binary, 600_000).map(|t| t.chars().count()),
+            Some(600_000)
+        );
     }
 
     #[test]
