@@ -5,8 +5,9 @@
 //! their requests is read whole and then, by a seeded schedule, forwarded
 //! as it is, or delayed, or answered with a closed or reset connection, or
 //! forwarded with its reply lost (the emulator acts on it, the client never
-//! hears), or answered by the proxy itself with a 500, a 503 or a
-//! throttling error. Loopback only.
+//! hears), or forwarded and then left hanging with no reply on an open
+//! connection (a half-open socket), or answered by the proxy itself with a
+//! 500, a 503 or a throttling error. Loopback only.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -38,6 +39,9 @@ pub struct Faults {
     pub error_503: f64,
     /// Answer 400 ThrottlingException (S3: 503 SlowDown).
     pub throttle: f64,
+    /// Forward, then hold the connection open with no reply until the
+    /// client gives up. DynamoDB requests only; others drawn for it pass.
+    pub hang: f64,
 }
 
 impl Faults {
@@ -53,6 +57,7 @@ impl Faults {
             error_500: 0.0,
             error_503: 0.0,
             throttle: 0.0,
+            hang: 0.0,
         }
     }
 }
@@ -76,9 +81,11 @@ pub enum Fault {
     Error503,
     /// Answered with a throttling error.
     Throttle,
+    /// Forwarded, then no reply on a connection left open.
+    Hang,
 }
 
-const KINDS: [Fault; 8] = [
+const KINDS: [Fault; 9] = [
     Fault::Pass,
     Fault::Drop,
     Fault::Reset,
@@ -87,12 +94,13 @@ const KINDS: [Fault; 8] = [
     Fault::Error500,
     Fault::Error503,
     Fault::Throttle,
+    Fault::Hang,
 ];
 
 /// Counts of what the proxy did.
 #[derive(Debug, Default)]
 pub struct Stats {
-    counts: [AtomicU64; 8],
+    counts: [AtomicU64; 9],
 }
 
 impl Stats {
@@ -205,6 +213,7 @@ impl Schedule {
             (Fault::Error500, f.error_500),
             (Fault::Error503, f.error_503),
             (Fault::Throttle, f.throttle),
+            (Fault::Hang, f.hang),
         ] {
             if x < p {
                 let delay = if fault == Fault::Delay {
@@ -372,7 +381,13 @@ async fn serve(
     let (read, mut write) = client.into_split();
     let mut requests = Reader::new(read);
     while let Some(request) = requests.message(false, false).await? {
-        let (fault, delay) = schedule.next();
+        let (mut fault, delay) = schedule.next();
+        let dynamodb = request
+            .header("x-amz-target")
+            .is_some_and(|t| t.starts_with("DynamoDB"));
+        if fault == Fault::Hang && !dynamodb {
+            fault = Fault::Pass;
+        }
         stats.note(fault);
         match fault {
             Fault::Drop => return Ok(()),
@@ -390,6 +405,13 @@ async fn serve(
                     return Ok(());
                 }
                 continue;
+            }
+            Fault::Hang => {
+                // The emulator acts on it; the client waits for a reply that
+                // never comes, until it closes the connection.
+                let _ = forward(upstream, &request).await;
+                while requests.fill().await.unwrap_or(false) {}
+                return Ok(());
             }
             Fault::Delay => tokio::time::sleep(delay).await,
             Fault::Pass | Fault::LoseReply => {}

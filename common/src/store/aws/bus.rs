@@ -18,7 +18,11 @@ impl AwsBus {
     /// An EventBridge client from the SDK configuration.
     pub fn new(config: &SdkConfig) -> Self {
         Self {
-            client: Client::new(config),
+            client: Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(config)
+                    .timeout_config(super::timeouts(Some(super::QUICK_ATTEMPT)))
+                    .build(),
+            ),
         }
     }
 }

@@ -13,8 +13,11 @@ pub use objects::AwsObjects;
 pub use queue::AwsQueue;
 pub use tables::AwsTables;
 
+use std::time::Duration;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::SharedHttpClient;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_smithy_http_client::Builder as HttpClientBuilder;
 use aws_smithy_http_client::tls::rustls_provider::CryptoMode;
@@ -34,6 +37,28 @@ pub async fn sdk_config(profile: Option<&str>) -> SdkConfig {
         loader = loader.http_client(client);
     }
     loader.load().await
+}
+
+/// How long one attempt of a DynamoDB or EventBridge call may take. A
+/// request whose reply never comes (a half-open connection, a lost reply on
+/// a kept-alive socket) is abandoned and retried by the SDK instead of
+/// holding a run for ever.
+pub const QUICK_ATTEMPT: Duration = Duration::from_secs(10);
+
+/// The same for SQS, whose receives wait up to 20 s for a message.
+pub const SQS_ATTEMPT: Duration = Duration::from_secs(40);
+
+/// Connecting gives up after this.
+const CONNECT: Duration = Duration::from_secs(5);
+
+/// Timeouts for a client: connect, and each attempt when `attempt` is set.
+/// S3 gets none per attempt: a payload or an output may be large.
+pub(crate) fn timeouts(attempt: Option<Duration>) -> TimeoutConfig {
+    let builder = TimeoutConfig::builder().connect_timeout(CONNECT);
+    match attempt {
+        Some(limit) => builder.operation_attempt_timeout(limit).build(),
+        None => builder.build(),
+    }
 }
 
 /// CA bundles tried, in order, after `SSL_CERT_FILE` (Debian, then RHEL/Amazon Linux).

@@ -24,6 +24,7 @@ impl AwsObjects {
     pub fn new(config: &SdkConfig) -> Self {
         let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(config.endpoint_url().is_some())
+            .timeout_config(super::timeouts(None))
             .build();
         Self {
             client: Client::from_conf(s3_config),

@@ -18,7 +18,11 @@ impl AwsQueue {
     /// An SQS client from the SDK configuration.
     pub fn new(config: &SdkConfig) -> Self {
         Self {
-            client: Client::new(config),
+            client: Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(config)
+                    .timeout_config(super::timeouts(Some(super::SQS_ATTEMPT)))
+                    .build(),
+            ),
         }
     }
 }

@@ -30,7 +30,11 @@ impl AwsTables {
     /// A DynamoDB client from the SDK configuration.
     pub fn new(config: &SdkConfig) -> Self {
         Self {
-            client: Client::new(config),
+            client: Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(config)
+                    .timeout_config(super::timeouts(Some(super::QUICK_ATTEMPT)))
+                    .build(),
+            ),
         }
     }
 
