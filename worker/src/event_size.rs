@@ -28,6 +28,11 @@ pub fn json_size(value: &Value) -> usize {
     serde_json::to_vec(value).map_or(0, |v| v.len())
 }
 
+/// The JSON length of an object.
+pub fn map_size(map: &Map<String, Value>) -> usize {
+    serde_json::to_vec(map).map_or(0, |v| v.len())
+}
+
 /// The room left for an entry in an item whose `log` already takes
 /// `log_bytes`.
 pub fn room_for_entry(log_bytes: usize) -> usize {
@@ -59,7 +64,7 @@ pub fn shrink(info: &Value, budget: usize, record: Option<&str>) -> Value {
 /// its JSON takes at most `budget` bytes or nothing else is left.
 fn fit(map: &mut Map<String, Value>, budget: usize, keep: &[&str]) {
     loop {
-        let size = json_size(&Value::Object(map.clone()));
+        let size = map_size(map);
         if size <= budget {
             return;
         }
@@ -80,7 +85,7 @@ fn fit(map: &mut Map<String, Value>, budget: usize, keep: &[&str]) {
             Some(Value::Object(inner)) if target >= MIN_KEPT => {
                 let mut inner = inner.clone();
                 fit(&mut inner, target, &[]);
-                let fits = json_size(&Value::Object(inner.clone())) <= target;
+                let fits = map_size(&inner) <= target;
                 fits.then_some(Value::Object(inner))
             }
             _ => None,

@@ -14,7 +14,7 @@ use lava_common::timestamp;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::event_size::{self, json_size};
+use crate::event_size::{self, json_size, map_size};
 
 /// Who writes events: the same for every run of a worker process.
 #[derive(Debug, Clone)]
@@ -237,7 +237,7 @@ impl RunEvents {
 
     fn appended(&mut self, write: &EventWrite) {
         self.next_index = write.index + 1;
-        self.log_bytes += json_size(&Value::Object(write.entry.clone()));
+        self.log_bytes += map_size(&write.entry);
     }
 
     /// Shrinks the entry's `info` when the entry would take the item past
@@ -245,7 +245,7 @@ impl RunEvents {
     /// run's temp area (DECISIONS.md 5, 38). A failed upload is logged; the
     /// shrunk entry is written all the same.
     async fn fit(&self, write: &mut EventWrite) {
-        let entry_size = json_size(&Value::Object(write.entry.clone()));
+        let entry_size = map_size(&write.entry);
         let room = event_size::room_for_entry(self.log_bytes);
         if entry_size <= room {
             return;
