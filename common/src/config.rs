@@ -1,6 +1,8 @@
-//! Worker and tool configuration: every item is looked up as `LAVA_<NAME>` in
-//! the environment, then in the realm's `config` map (keys case-insensitive),
-//! then in the built-in defaults (spec/worker.md §14, DECISIONS.md 3).
+//! The parameter table and its lookup: every configuration item is looked up
+//! as `LAVA_<NAME>` in the environment, then in the realm's `config` map (keys
+//! case-insensitive), then in the built-in defaults below, as the original
+//! lava does. Programs read items through typed settings structs
+//! ([`crate::settings`]), never by name at a call site.
 
 use std::collections::BTreeMap;
 
@@ -24,7 +26,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn converter(self) -> &'static str {
+    /// The converter's name in error messages, as the original names it.
+    pub fn converter(self) -> &'static str {
         match self {
             Kind::Str => "str",
             Kind::Int => "int",
@@ -59,7 +62,7 @@ use Kind::{Bool, Duration, Int, Size, Str};
 /// Every configuration item lava knows, with its default. `DAG_WORKERS` and
 /// `DAG_MAX_WORKERS` depend on the CPU count and are computed on lookup.
 pub const PARAMS: &[Param] = &[
-    // General (spec/worker.md §14.1).
+    // General.
     p("TMPDIR", Str, Some("/tmp/lava")),
     p("HEARTBEAT_FILE", Str, Some(".heartbeat")),
     p("DISPATCHER", Str, None),
@@ -98,7 +101,7 @@ pub const PARAMS: &[Param] = &[
     p("S3TRIGGER_CACHE_TTL", Duration, Some("60s")),
     p("S3TRIGGER_DEDUP_TTL", Duration, Some("30s")),
     p("S3TRIGGER_DEDUP_CACHE_SIZE", Int, Some("0")),
-    // Per job type (spec/worker.md §14.2).
+    // Per job type.
     p("CMD_TIMEOUT", Duration, Some("10m")),
     p("EXE_TIMEOUT", Duration, Some("10m")),
     p("EXE_MAX_PAYLOAD_SIZE", Size, Some("10M")),
@@ -130,7 +133,9 @@ pub const PARAMS: &[Param] = &[
     p("SP_LIST_QUOTING", Str, Some("minimal")),
     p("SP_LIST_DOUBLEQUOTE", Bool, Some("false")),
     p("SP_LOGGING", Bool, Some("false")),
-    // Settings this implementation adds (DECISIONS.md 3).
+    // Settings this implementation adds: how long a drain waits, the grace
+    // between SIGTERM and SIGKILL, the visibility keep-alive period and how
+    // long start-up retries an unreachable service.
     p("DRAIN_TIMEOUT", Duration, Some("10m")),
     p("KILL_GRACE", Duration, Some("10s")),
     p("VISIBILITY_KEEPALIVE", Duration, Some("60s")),

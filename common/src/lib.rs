@@ -10,6 +10,7 @@ pub mod logging;
 pub mod names;
 pub mod provision;
 pub mod render;
+pub mod settings;
 pub mod spec;
 pub mod state;
 pub mod store;

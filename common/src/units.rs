@@ -1,5 +1,10 @@
 //! Value formats shared by every lava component: durations (`nnX`), sizes with
-//! SI and IEC units, and lava booleans (spec/dispatch.md §10, spec/worker.md §14.3).
+//! SI and IEC units, and lava booleans, as the original lava reads them in
+//! job fields, dispatch parameters and configuration. Durations that become
+//! a `std::time::Duration` go through [`to_duration`] / [`duration_of`],
+//! which refuse what cannot be represented instead of panicking.
+
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -15,6 +20,39 @@ pub enum UnitError {
     /// Not a lava boolean.
     #[error("bad boolean: {0}")]
     Bool(String),
+    /// A duration longer than lava accepts ([`MAX_DURATION_SECS`]).
+    #[error("duration too long: {0} (at most 100 years)")]
+    TooLong(String),
+}
+
+/// The longest duration lava accepts anywhere (100 years, in seconds).
+/// Longer values are refused: turning them into a deadline would overflow
+/// the clock, and none of them can mean anything but a mistake.
+pub const MAX_DURATION_SECS: f64 = 100.0 * 365.25 * 86_400.0;
+
+/// Seconds as a [`Duration`], checked. A negative value counts as zero (a
+/// negative timeout ends at once, as it always has); NaN, infinities and
+/// values over [`MAX_DURATION_SECS`] are an error that names the value.
+pub fn to_duration(seconds: f64) -> Result<Duration, UnitError> {
+    if seconds.is_nan() {
+        return Err(UnitError::Duration(seconds.to_string()));
+    }
+    if seconds > MAX_DURATION_SECS {
+        return Err(UnitError::TooLong(seconds.to_string()));
+    }
+    Duration::try_from_secs_f64(seconds.max(0.0))
+        .map_err(|_| UnitError::Duration(seconds.to_string()))
+}
+
+/// A duration field's value (number of seconds or `nnX` text) as a
+/// [`Duration`], checked as [`to_duration`] does; the error names the value
+/// as it was written.
+pub fn duration_of(value: &Value) -> Result<Duration, UnitError> {
+    let seconds = duration_value(value)?;
+    to_duration(seconds).map_err(|e| match e {
+        UnitError::TooLong(_) => UnitError::TooLong(show(value)),
+        _ => UnitError::Duration(show(value)),
+    })
 }
 
 /// Shows a JSON value the way an error message should name it: strings
@@ -172,6 +210,26 @@ pub fn bool_value(value: &Value) -> Result<bool, UnitError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn durations_convert_without_panicking() {
+        assert_eq!(to_duration(1.5), Ok(Duration::from_millis(1500)));
+        assert_eq!(to_duration(-3.0), Ok(Duration::ZERO));
+        assert!(to_duration(f64::NAN).is_err());
+        assert!(to_duration(f64::INFINITY).is_err());
+        assert!(to_duration(1e20).is_err());
+        assert!(to_duration(MAX_DURATION_SECS).is_ok());
+        assert_eq!(
+            duration_of(&json!("1e20")).map_err(|e| e.to_string()),
+            Err("duration too long: 1e20 (at most 100 years)".to_string())
+        );
+        assert_eq!(
+            duration_of(&json!(1e300)).map_err(|e| e.to_string()),
+            Err("duration too long: 1e+300 (at most 100 years)".to_string())
+        );
+        assert_eq!(duration_of(&json!("2m")), Ok(Duration::from_secs(120)));
+        assert!(duration_of(&json!("soon")).is_err());
+    }
 
     #[test]
     fn durations() {

@@ -10,9 +10,20 @@ use lava_common::config::Config;
 use lava_common::dispatch::{self, DispatchRequest, Dispatcher, dotted};
 use lava_common::logging::{self, LogOptions};
 use lava_common::names;
+use lava_common::settings;
 use lava_common::store::{Backend, BackendSpec};
 use serde_json::Map;
 use tokio::sync::Semaphore;
+
+settings! {
+    /// What `lava-dispatch` reads from the configuration.
+    struct DispatchSettings {
+        /// The suppression file of `--check-dispatch`.
+        no_dispatch: Option<String> = "NO_DISPATCH",
+        /// Largest `--delay`, minutes.
+        sqs_max_delay_mins: i64 = "SQS_MAX_DELAY_MINS",
+    }
+}
 
 /// Exit status: every job dispatched, or dispatch suppressed.
 pub const EXIT_OK: u8 = 0;
@@ -96,7 +107,12 @@ pub async fn run(args: Args) -> u8 {
         eprintln!("lava-dispatch: {e}");
         return EXIT_USAGE;
     }
-    let config = Config::from_env(&Map::new());
+    // lava-dispatch reads no realm record: its settings come from the
+    // environment and the defaults. A bad value is a usage error (exit 2).
+    let settings = match DispatchSettings::load(&Config::from_env(&Map::new())) {
+        Ok(s) => s,
+        Err(e) => return usage(e),
+    };
     let Some(realm) = args.realm.clone().filter(|r| !r.is_empty()) else {
         return usage("Lava realm must be specified");
     };
@@ -109,20 +125,13 @@ pub async fn run(args: Args) -> u8 {
         return usage(e);
     }
     if args.check_dispatch > 0 {
-        let file = config
-            .string("NO_DISPATCH")
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let file = settings.no_dispatch.unwrap_or_default();
         if !file.is_empty() && Path::new(&file).exists() {
             tracing::warn!("Dispatch suppressed by presence of {file}");
             return EXIT_OK;
         }
     }
-    let max_mins = match config.int("SQS_MAX_DELAY_MINS") {
-        Ok(n) => u32::try_from(n).unwrap_or(0),
-        Err(e) => return usage(e),
-    };
+    let max_mins = u32::try_from(settings.sqs_max_delay_mins).unwrap_or(0);
     let delay_secs = match dispatch::delay_seconds(&args.delay, max_mins) {
         Ok(d) => d,
         Err(e) => return usage(format!("Bad -d, --delay value: {e}")),

@@ -1,7 +1,8 @@
 //! The worker daemon: start-up checks, the poll loop with `--threads` job
 //! slots, the heartbeat, and shutdown — SIGTERM/SIGINT/SIGHUP stop polling
 //! and drain until `DRAIN_TIMEOUT`, a second signal stops at once
-//! (DECISIONS.md 1, 2). Exit codes follow sysexits.
+//! (a payload group still running then gets SIGTERM, then SIGKILL).
+//! Exit codes follow sysexits.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,10 +22,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Args;
+use crate::clients::ActionClients;
 use crate::events::Identity;
 use crate::notify;
 use crate::process::{self, Interrupt};
 use crate::run;
+use crate::services::Services;
+use crate::settings::{StartupSettings, WorkerSettings};
 use crate::worker::{Options, Worker, work_dir_name};
 
 /// sysexits codes used by the worker.
@@ -60,7 +64,7 @@ pub async fn run(args: Args) -> u8 {
         return fail(exit::USAGE, e);
     }
     // Orphans of payloads (double-forked daemons) come to the worker, not to
-    // init, so it can account for them and reap them (DECISIONS.md 32).
+    // init, so it can account for them and reap them.
     if let Err(e) = process::become_subreaper() {
         tracing::warn!("cannot become a child subreaper: {e}");
     }
@@ -83,7 +87,7 @@ pub async fn run(args: Args) -> u8 {
             "both -r/--realm and -w/--worker are required (or LAVA_REALM and LAVA_WORKER)",
         );
     };
-    // The keys the original's CloudWatch metric filters match (spec/deployment.md §8).
+    // The keys the original's CloudWatch metric filters match.
     let mut context = Map::new();
     context.insert("event_source".into(), "lava-worker".into());
     context.insert("realm".into(), realm_name.clone().into());
@@ -125,11 +129,10 @@ pub async fn run(args: Args) -> u8 {
         Ok(b) => b,
         Err(e) => return fail(exit::USAGE, e),
     };
-    let startup_retry = Config::from_env(&Map::new())
-        .duration("STARTUP_RETRY")
-        .ok()
-        .flatten()
-        .unwrap_or(300.0);
+    let startup_retry = match StartupSettings::load(&Config::from_env(&Map::new())) {
+        Ok(s) => s.startup_retry,
+        Err(e) => return fail(exit::CONFIG, e),
+    };
     let queue_name = args
         .queue
         .clone()
@@ -140,7 +143,7 @@ pub async fn run(args: Args) -> u8 {
             Ok(found) => break found,
             Err(StartError::Config(message)) => return fail(exit::CONFIG, message),
             Err(StartError::Unavailable(message)) => {
-                if started.elapsed().as_secs_f64() >= startup_retry {
+                if started.elapsed() >= startup_retry {
                     return fail(exit::UNAVAILABLE, message);
                 }
                 tracing::warn!("{message}; retrying");
@@ -148,25 +151,21 @@ pub async fn run(args: Args) -> u8 {
             }
         }
     };
+    // Every setting the worker reads is converted here, once: a bad value
+    // refuses start-up rather than failing runs later.
     let config = Config::from_env(&realm.config());
-    if let Err(e) = config.validate() {
-        return fail(exit::CONFIG, e);
-    }
-    let seconds =
-        |name: &str, default: f64| config.duration(name).ok().flatten().unwrap_or(default);
+    let settings = match WorkerSettings::load(&config) {
+        Ok(s) => s,
+        Err(e) => return fail(exit::CONFIG, e),
+    };
     let drain_timeout = match &args.drain_timeout {
-        Some(text) => match units::parse_duration(text) {
+        Some(text) => match units::parse_duration(text).and_then(units::to_duration) {
             Ok(d) => d,
             Err(e) => return fail(exit::USAGE, format!("--drain-timeout: {e}")),
         },
-        None => seconds("DRAIN_TIMEOUT", 600.0),
+        None => settings.drain_timeout,
     };
-    let tmp_root = config
-        .string("TMPDIR")
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "/tmp/lava".into());
-    let work_dir = PathBuf::from(tmp_root)
+    let work_dir = PathBuf::from(&settings.tmpdir)
         .join(&realm_name)
         .join(work_dir_name(&worker_name, std::process::id()));
     if let Err(e) = std::fs::create_dir_all(&work_dir) {
@@ -175,58 +174,53 @@ pub async fn run(args: Args) -> u8 {
             format!("cannot create {}: {e}", work_dir.display()),
         );
     }
-    let options = Options {
-        threads: args.threads,
-        retries: args.retries,
-        dev: args.dev,
-        keepalive: Duration::from_secs_f64(seconds("VISIBILITY_KEEPALIVE", 60.0).max(0.0)),
-        kill_grace: Duration::from_secs_f64(seconds("KILL_GRACE", 10.0).max(0.0)),
-        event_ttl: config.duration("EVENT_TTL").ok().flatten(),
-    };
+    let bus = Arc::clone(&backend.bus); // MERGE: store::bus::connect
     let worker = Arc::new(Worker {
-        dispatcher: Dispatcher::new(backend.clone(), &realm_name),
+        services: Services {
+            dispatcher: Dispatcher::new(backend.clone(), &realm_name),
+            realm_name,
+            worker_name: worker_name.clone(),
+            realm,
+            renderer: Renderer::new(),
+            tables: Arc::clone(&backend.tables),
+            objects: Arc::clone(&backend.objects),
+            settings,
+            backend_spec: spec,
+            dev: args.dev,
+        },
+        clients: ActionClients { bus },
+        queues: Arc::clone(&backend.queue),
         identity: Arc::new(Identity::detect(&worker_name)),
-        realm_name,
-        worker_name,
-        realm,
-        config,
-        backend,
-        backend_spec: spec,
         queue,
         queue_visibility,
-        renderer: Renderer::new(),
         work_dir: work_dir.clone(),
-        options,
+        options: Options {
+            threads: args.threads,
+            retries: args.retries,
+        },
+        config_dump: config.dump(),
         active: Default::default(),
     });
     if args.jump_start {
         jump_start(&worker).await;
     }
-    let code = serve(
-        &worker,
-        &args,
-        Duration::from_secs_f64(drain_timeout.max(0.0)),
-    )
-    .await;
+    let code = serve(&worker, &args, drain_timeout).await;
     if let Err(e) = std::fs::remove_dir_all(&work_dir) {
         tracing::warn!("cannot remove {}: {e}", work_dir.display());
     }
     code
 }
 
-/// Jump-start (`-j`, spec/dispatch.md §9): dispatches every `lavasched`
+/// Jump-start (`-j`): dispatches every `lavasched`
 /// job of this worker whose `enabled` is the boolean `true`, with delay
 /// `JUMPSTART_DELAY` (truncated to whole seconds), so the dispatcher host
 /// gets its first crontab. Nothing is sent while the suppression file
-/// (`NO_DISPATCH`) exists (DECISIONS.md 7). Failures are logged; the
+/// (`NO_DISPATCH`) exists: a host told not to dispatch must not start
+/// schedules either (the original dispatches). Failures are logged; the
 /// worker starts anyway.
 async fn jump_start(w: &Worker) {
-    let file = w
-        .config
-        .string("NO_DISPATCH")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let s = &w.services;
+    let file = s.settings.no_dispatch.clone().unwrap_or_default();
     if !file.is_empty() && std::path::Path::new(&file).exists() {
         tracing::warn!(
             event_type = "worker",
@@ -234,16 +228,10 @@ async fn jump_start(w: &Worker) {
         );
         return;
     }
-    let delay = w
-        .config
-        .duration("JUMPSTART_DELAY")
-        .ok()
-        .flatten()
-        .unwrap_or(15.0);
-    // `as` truncates toward zero and saturates: no range check here, as
-    // the original; the queue refuses a delay it cannot take.
-    let delay_secs = delay.trunc() as u32;
-    let items = match w.backend.tables.scan(&w.realm_name, Table::Jobs).await {
+    // Truncated to whole seconds and saturated: no range check here, as the
+    // original; the queue refuses a delay it cannot take.
+    let delay_secs = u32::try_from(s.settings.jumpstart_delay.as_secs()).unwrap_or(u32::MAX);
+    let items = match s.tables.scan(&s.realm_name, Table::Jobs).await {
         Ok(items) => items,
         Err(e) => {
             tracing::error!(
@@ -257,7 +245,7 @@ async fn jump_start(w: &Worker) {
         .iter()
         .filter(|item| {
             item.get("type").and_then(Value::as_str) == Some("lavasched")
-                && item.get("worker").and_then(Value::as_str) == Some(w.worker_name.as_str())
+                && item.get("worker").and_then(Value::as_str) == Some(s.worker_name.as_str())
                 && item.get("enabled") == Some(&Value::Bool(true))
         })
         .filter_map(|item| {
@@ -270,15 +258,15 @@ async fn jump_start(w: &Worker) {
     for job_id in job_ids {
         let request = DispatchRequest {
             job_id: job_id.clone(),
-            worker: Some(w.worker_name.clone()),
+            worker: Some(s.worker_name.clone()),
             delay_secs,
             ..DispatchRequest::default()
         };
-        match w.dispatcher.dispatch(&request).await {
+        match s.dispatcher.dispatch(&request).await {
             Ok(sent) => tracing::info!(event_type = "worker", job_id = %job_id,
                 run_id = %sent.message.run_id,
                 "Jumpstart: Dispatched {job_id} to {} (run {}, delay {delay_secs}s)",
-                w.worker_name, sent.message.run_id),
+                s.worker_name, sent.message.run_id),
             Err(e) => tracing::error!(event_type = "worker", job_id = %job_id,
                 "Jumpstart: Cannot dispatch {job_id}: {e}"),
         }
@@ -334,8 +322,8 @@ async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
     tracing::info!(
         event_type = "worker",
         "Worker ready: realm={} worker={} queue={} threads={}",
-        w.realm_name,
-        w.worker_name,
+        w.services.realm_name,
+        w.services.worker_name,
         w.queue.name,
         args.threads
     );
@@ -354,7 +342,7 @@ async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
         // A connection that never answers must not stall the loop.
         let limit = Duration::from_secs(u64::from(args.wait) + 60);
         let receive = async {
-            tokio::time::timeout(limit, w.backend.queue.receive(&w.queue, 1, args.wait))
+            tokio::time::timeout(limit, w.queues.receive(&w.queue, 1, args.wait))
                 .await
                 .unwrap_or_else(|_| {
                     Err(StoreError::Unavailable(format!(
@@ -399,7 +387,7 @@ async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
                 }
             }
             Err(e) => {
-                // Never fatal (DECISIONS.md 5): back off, exponential with jitter, 30 s cap.
+                // Never fatal: back off, exponential with jitter, 30 s cap.
                 drop(permit);
                 tracing::warn!(
                     event_type = "worker",
@@ -441,18 +429,13 @@ async fn hand_back(
         return;
     };
     for msg in messages {
-        if let Err(e) = w
-            .backend
-            .queue
-            .change_visibility(&w.queue, &msg.receipt, 0)
-            .await
-        {
+        if let Err(e) = w.queues.change_visibility(&w.queue, &msg.receipt, 0).await {
             tracing::warn!(message_id = %msg.message_id, "cannot hand a message back: {e}");
         }
     }
 }
 
-/// Waits for the running jobs (DECISIONS.md 1, 2). After a stop signal they
+/// Waits for the running jobs. After a stop signal they
 /// have until `drain_timeout`; then each group gets SIGTERM and, after
 /// `KILL_GRACE`, SIGKILL. A further signal kills them at once and makes the
 /// exit code 128 + its number. Without a signal (`--batch` at an empty
@@ -465,7 +448,7 @@ async fn drain(
     first_signal: Option<Stop>,
     drain_timeout: Duration,
 ) -> u8 {
-    let kill_grace = w.options.kill_grace;
+    let kill_grace = w.services.settings.kill_grace;
     // systemd waits TimeoutStopSec; past that, only as long as we ask for.
     let extend =
         |left: Duration, what: &str| notify::stopping(left + kill_grace + NOTIFY_MARGIN, what);
@@ -480,7 +463,7 @@ async fn drain(
     let mut extend_ticks =
         tokio::time::interval_at(tokio::time::Instant::now() + NOTIFY_PERIOD, NOTIFY_PERIOD);
     // How long stopped jobs get to record their interruption before they are abandoned.
-    let give_up_after = w.options.kill_grace + Duration::from_secs(60);
+    let give_up_after = w.services.settings.kill_grace + Duration::from_secs(60);
     let far = Duration::from_secs(100 * 365 * 24 * 3600);
     let deadline = tokio::time::sleep(if first_signal.is_some() {
         drain_timeout
@@ -597,9 +580,9 @@ impl Signals {
                 _ = self.usr1.recv() => {
                     let runs = w.active.run_ids();
                     tracing::info!(event_type = "worker", "status: realm={} worker={} queue={} work_dir={} threads={} running={} runs=[{}]",
-                        w.realm_name, w.worker_name, w.queue.name, w.work_dir.display(),
+                        w.services.realm_name, w.services.worker_name, w.queue.name, w.work_dir.display(),
                         w.options.threads, runs.len(), runs.join(", "));
-                    for line in w.config.dump() {
+                    for line in &w.config_dump {
                         tracing::info!(event_type = "worker", "config {line}");
                     }
                 }
@@ -608,7 +591,7 @@ impl Signals {
     }
 }
 
-/// Touches the heartbeat file and logs the heartbeat line (spec/worker.md §15).
+/// Touches the heartbeat file and logs the heartbeat line.
 fn spawn_heartbeat(w: Arc<Worker>, period: Duration) -> CancellationToken {
     let token = CancellationToken::new();
     let stop = token.clone();
@@ -619,21 +602,15 @@ fn spawn_heartbeat(w: Arc<Worker>, period: Duration) -> CancellationToken {
                 () = stop.cancelled() => return,
                 _ = ticks.tick() => {}
             }
-            let file = w.work_dir.join(
-                w.config
-                    .string("HEARTBEAT_FILE")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| ".heartbeat".into()),
-            );
+            let file = w.work_dir.join(&w.services.settings.heartbeat_file);
             if let Err(e) = std::fs::write(&file, b"") {
                 tracing::warn!("cannot touch {}: {e}", file.display());
             }
             tracing::info!(
                 event_type = "heartbeat",
                 "heartbeat realm={} worker={}",
-                w.realm_name,
-                w.worker_name
+                w.services.realm_name,
+                w.services.worker_name
             );
         }
     });

@@ -1,5 +1,5 @@
 //! The size of a run's events item and the shrinking of an entry that would
-//! take it past the limit (DECISIONS.md 5, 38). DynamoDB refuses an item
+//! take it past the limit. DynamoDB refuses an item
 //! over 400 KB; the worker keeps each events item under [`ITEM_LIMIT`] by
 //! measuring what it writes. Sizes are JSON lengths, which are never below
 //! DynamoDB's own count for the same value (names and strings count their

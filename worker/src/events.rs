@@ -1,17 +1,19 @@
 //! Writing a run's events: one append per event to the run's events item,
-//! in order, retried, never appended twice (DECISIONS.md 5, 42), with the
-//! worker's identity and the TTL (spec/worker.md §8). An entry that would
-//! take the item past its size limit is shrunk and kept whole in the run's
-//! temp area ([`crate::event_size`], DECISIONS.md 5, 38).
+//! in order, retried, never appended twice (each append is conditional on
+//! the `log` length the writer expects), with the worker's identity and the
+//! TTL. Entries and item attributes come from the typed model
+//! ([`LogEntry`], [`EventHeader`]). An entry that would take the item past
+//! its size limit is shrunk and kept whole in the run's temp area
+//! ([`crate::event_size`]); the original loses such an event.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
-use lava_common::spec::{Item, Status};
+use lava_common::spec::{EventHeader, Item, LogEntry, Status};
 use lava_common::store::{EventWrite, Key, Objects, StoreError, Table, Tables};
 use lava_common::timestamp;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::event_size::{self, json_size, map_size};
@@ -77,7 +79,7 @@ pub struct RunEvents {
     run_id: String,
     ts_dispatch: String,
     identity: Arc<Identity>,
-    ttl_secs: Option<f64>,
+    ttl: Option<Duration>,
     next_index: usize,
     /// What the item's `log` takes, by [`json_size`].
     log_bytes: usize,
@@ -85,7 +87,7 @@ pub struct RunEvents {
     keepalive: Option<Keepalive>,
 }
 
-/// A run's keep-alive task (see `run::spawn_keepalive`).
+/// A run's keep-alive task (started by the run module's lease keeping).
 pub struct Keepalive {
     /// Stops it.
     pub token: CancellationToken,
@@ -112,7 +114,7 @@ impl RunEvents {
         run_id: &str,
         ts_dispatch: &DateTime<FixedOffset>,
         identity: Arc<Identity>,
-        ttl_secs: Option<f64>,
+        ttl: Option<Duration>,
         log: &[Value],
         overflow: Overflow,
     ) -> Self {
@@ -123,7 +125,7 @@ impl RunEvents {
             run_id: run_id.to_string(),
             ts_dispatch: timestamp::isoformat(ts_dispatch),
             identity,
-            ttl_secs,
+            ttl,
             next_index: log.len(),
             log_bytes: log.iter().map(json_size).sum(),
             overflow,
@@ -156,35 +158,32 @@ impl RunEvents {
         let now = timestamp::now_local();
         let ts_event = timestamp::isoformat(&now);
         let tu_event = timestamp::naive_utc(&now);
-        let status_text = serde_json::to_value(status).unwrap_or(Value::Null);
-        let mut set = Map::new();
-        set.insert(
-            "ts_dispatch".into(),
-            Value::String(self.ts_dispatch.clone()),
-        );
-        set.insert("status".into(), status_text.clone());
-        set.insert("ts_event".into(), Value::String(ts_event.clone()));
-        set.insert("tu_event".into(), Value::String(tu_event.clone()));
-        if let Some(ttl) = self.ttl_secs {
-            set.insert("ttl".into(), Value::from(now.timestamp() + ttl as i64));
-        }
-        set.insert("worker".into(), null_if_empty(&self.identity.worker));
-        set.insert(
-            "worker_id".into(),
-            self.identity
-                .instance_id
-                .clone()
-                .map_or(Value::Null, Value::String),
-        );
-        set.insert("hostname".into(), null_if_empty(&self.identity.hostname));
-        if let Some(id) = &self.identity.instance_id {
-            set.insert("instance_id".into(), Value::String(id.clone()));
-        }
-        let mut entry = Map::new();
-        entry.insert("ts_event".into(), Value::String(ts_event));
-        entry.insert("tu_event".into(), Value::String(tu_event));
-        entry.insert("status".into(), status_text);
-        entry.insert("info".into(), info);
+        let header = EventHeader {
+            ts_dispatch: self.ts_dispatch.clone(),
+            status,
+            ts_event: ts_event.clone(),
+            tu_event: tu_event.clone(),
+            ttl: self.ttl.map(|ttl| {
+                now.timestamp()
+                    .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
+            }),
+            worker: non_empty(&self.identity.worker),
+            worker_id: self.identity.instance_id.clone(),
+            hostname: non_empty(&self.identity.hostname),
+            instance_id: self.identity.instance_id.clone(),
+        };
+        let entry = LogEntry {
+            ts_event,
+            tu_event,
+            status,
+            info,
+        };
+        let (Value::Object(set), Value::Object(entry)) = (
+            serde_json::to_value(&header).unwrap_or(Value::Null),
+            serde_json::to_value(&entry).unwrap_or(Value::Null),
+        ) else {
+            return Err(StoreError::BadRequest("event does not serialise".into()));
+        };
         let mut write = EventWrite {
             job_id: self.job_id.clone(),
             run_id: self.run_id.clone(),
@@ -242,8 +241,8 @@ impl RunEvents {
 
     /// Shrinks the entry's `info` when the entry would take the item past
     /// its limit, after storing the whole entry as `event-<n>.json` in the
-    /// run's temp area (DECISIONS.md 5, 38). A failed upload is logged; the
-    /// shrunk entry is written all the same.
+    /// run's temp area. A failed upload is logged; the shrunk entry is
+    /// written all the same.
     async fn fit(&self, write: &mut EventWrite) {
         let entry_size = map_size(&write.entry);
         let room = event_size::room_for_entry(self.log_bytes);
@@ -305,12 +304,8 @@ fn same_entry(found: &Value, entry: &Item) -> bool {
     found.get("status") == entry.get("status") && found.get("ts_event") == entry.get("ts_event")
 }
 
-fn null_if_empty(text: &str) -> Value {
-    if text.is_empty() {
-        Value::Null
-    } else {
-        Value::String(text.to_string())
-    }
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 #[cfg(test)]

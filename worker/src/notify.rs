@@ -1,5 +1,5 @@
-//! systemd readiness protocol (sd_notify(3)) for `Type=notify` units
-//! (DECISIONS.md 23): one datagram to the socket named by `$NOTIFY_SOCKET`.
+//! systemd readiness protocol (sd_notify(3)) for `Type=notify` units:
+//! one datagram to the socket named by `$NOTIFY_SOCKET`.
 //! Outside systemd the variable is unset and every call does nothing.
 
 use std::ffi::OsStr;

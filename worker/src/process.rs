@@ -1,10 +1,11 @@
 //! Running a payload program: its own process group, output captured to
 //! files, a timeout that sends SIGTERM to the whole group and SIGKILL after
-//! a grace period (DECISIONS.md 4), and a kill of the group after it exits
-//! so no background child survives the run (spec/worker.md §12.1). A
+//! a grace period (the original sends SIGKILL at once, leaving no time to
+//! clean up), and a kill of the group after it exits
+//! so no background child survives the run. A
 //! payload that left the group with `setsid` is found by the `LAVA_RUN_ID`
 //! in its environment and killed too; the worker is a child subreaper and
-//! reaps the orphans it inherits (DECISIONS.md 32).
+//! reaps the orphans it inherits.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -47,7 +48,7 @@ pub enum Ended {
     Interrupted,
 }
 
-/// The worker's request to stop running payloads (DECISIONS.md 1): at the
+/// The worker's request to stop running payloads: at the
 /// drain deadline each group gets SIGTERM, then SIGKILL after the grace; on
 /// a second signal, SIGKILL at once.
 #[derive(Debug, Clone, Default)]

@@ -1,64 +1,45 @@
-//! The worker's shared state: realm, configuration, backend, queue and the
-//! settings every run reads, built once at start-up.
+//! The worker's shared state: the services its runs use, its queue, its
+//! identity and the runs in progress, built once at start-up.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use lava_common::config::Config;
-use lava_common::dispatch::Dispatcher;
-use lava_common::render::Renderer;
-use lava_common::spec::Realm;
-use lava_common::store::{Backend, BackendSpec, QueueRef};
+use lava_common::store::{Queue, QueueRef};
 
+use crate::clients::ActionClients;
 use crate::events::Identity;
+use crate::services::Services;
 
-/// Settings of one worker process that runs read.
+/// Settings of one worker process that runs read (its flags).
 #[derive(Debug, Clone)]
 pub struct Options {
     /// `--threads`: job slots.
     pub threads: usize,
     /// `--retries`: discard a message received more than this + 1 times (negative: never).
     pub retries: i64,
-    /// `--dev`: payload output to the worker's own stdout/stderr.
-    pub dev: bool,
-    /// Period of visibility and lease renewal; zero disables it.
-    pub keepalive: Duration,
-    /// SIGTERM → SIGKILL grace for payload process groups.
-    pub kill_grace: Duration,
-    /// Events `ttl`, seconds after each event; `None` disables it.
-    pub event_ttl: Option<f64>,
 }
 
 /// Everything a run needs from its worker.
 pub struct Worker {
-    /// Realm name.
-    pub realm_name: String,
-    /// Worker fleet name.
-    pub worker_name: String,
-    /// The realm record, read at start-up.
-    pub realm: Realm,
-    /// Effective configuration.
-    pub config: Config,
-    /// Storage.
-    pub backend: Backend,
-    /// Which backend (`aws`, `local:<DIR>`), as `--backend` gave it.
-    pub backend_spec: BackendSpec,
+    /// What job types and actions may use.
+    pub services: Services,
+    /// The clients actions send to.
+    pub clients: ActionClients,
+    /// The queue seam.
+    pub queues: Arc<dyn Queue>,
     /// The queue this worker polls.
     pub queue: QueueRef,
     /// The queue's visibility timeout in seconds.
     pub queue_visibility: u32,
     /// Who writes events and holds leases.
     pub identity: Arc<Identity>,
-    /// Jinja.
-    pub renderer: Renderer,
-    /// The dispatch routine (for job lookups, dispatch actions and jobs).
-    pub dispatcher: Dispatcher,
     /// `<TMPDIR>/<realm>/<worker>.<pid>`: parent of every job dir.
     pub work_dir: PathBuf,
-    /// Run settings.
+    /// Run settings from the flags.
     pub options: Options,
+    /// Every configuration item that is set, `NAME=value`, for the status log.
+    pub config_dump: Vec<String>,
     /// Runs in progress in this process, by run id.
     pub active: ActiveRuns,
 }
@@ -82,8 +63,8 @@ impl Receipt {
     }
 }
 
-/// Runs in progress in this worker process (DECISIONS.md 31: a second copy
-/// of a run reaching the worker that runs it is left alone).
+/// Runs in progress in this worker process: a second copy of a run reaching
+/// the worker that runs it is left alone (its lease is this process's).
 #[derive(Debug, Default)]
 pub struct ActiveRuns(Mutex<HashMap<String, Arc<Receipt>>>);
 
@@ -163,7 +144,7 @@ impl ActiveRuns {
 
 /// The worker directory name: `<worker>.<pid>`, replacing a suffix the way
 /// Python's `Path.with_suffix` does (`core.v2` → `core.<pid>`), as the
-/// original does (spec/worker.md gotcha 5).
+/// original does.
 pub fn work_dir_name(worker: &str, pid: u32) -> String {
     match worker.rfind('.') {
         Some(i) if i > 0 && i + 1 < worker.len() => format!("{}.{pid}", &worker[..i]),

@@ -48,7 +48,42 @@ pub struct LogEntry {
     /// The event's status.
     pub status: Status,
     /// NULL, a string or a map, depending on the status.
+    #[serde(default)]
     pub info: Value,
+}
+
+impl LogEntry {
+    /// True when `entry`, a raw `log` element, is an entry with a final status.
+    pub fn is_final_value(entry: &Value) -> bool {
+        LogEntry::deserialize(entry).is_ok_and(|e| e.status.is_final())
+    }
+}
+
+/// The attributes of an events item that every event write sets besides
+/// the keys and the `log` entry: the latest event's status and times, and
+/// who wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventHeader {
+    /// Dispatch time from the message.
+    pub ts_dispatch: String,
+    /// Status of the latest event.
+    pub status: Status,
+    /// Latest event time.
+    pub ts_event: String,
+    /// Latest event time, naive UTC.
+    pub tu_event: String,
+    /// Expiry, epoch seconds; absent when the events TTL is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    /// Worker name (null when empty).
+    pub worker: Option<String>,
+    /// EC2 instance id, or NULL off EC2.
+    pub worker_id: Option<String>,
+    /// Host name (null when empty).
+    pub hostname: Option<String>,
+    /// EC2 instance id (only on EC2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
 }
 
 /// An events-table item.

@@ -10,7 +10,7 @@ mod s3trigger;
 mod state;
 
 pub use connection::Connection;
-pub use event::{EventRecord, LogEntry, Status};
+pub use event::{EventHeader, EventRecord, LogEntry, Status};
 pub use job::{Enabled, JOB_KEYS, JobSpec};
 pub use realm::Realm;
 pub use s3trigger::S3Trigger;

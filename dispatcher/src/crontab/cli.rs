@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 
 use super::zone::{self, Zone};
 use super::{
-    CrontabCommand, CrontabError, Options, Sources, SyncOutcome, apply, load_jobs, prepare,
-    schedule, slim, sources_from_job,
+    CrontabCommand, CrontabError, CrontabSettings, Options, Sources, SyncOutcome, apply, load_jobs,
+    prepare, schedule, slim, sources_from_job,
 };
 
 /// Exit status: done, nothing skipped.
@@ -347,7 +347,12 @@ async fn build_command(args: &BuildArgs, mode: Mode) -> Result<u8, Failure> {
     let zone = Zone::from_env(&sources.env).map_err(Failure::Usage)?;
     let options = Options {
         realm: realm.clone(),
-        dispatcher_path: super::dispatcher_path(&Config::from_env(&config_map)),
+        dispatcher_path: super::dispatcher_path(
+            CrontabSettings::load(&Config::from_env(&config_map))
+                .map_err(|e| Failure::Usage(e.to_string()))?
+                .dispatcher
+                .as_deref(),
+        ),
         env: sources.env.clone(),
         args: sources.args.clone(),
         backend: common.backend.clone(),

@@ -27,19 +27,24 @@ pub use sync::{
     sources_from_parameters, sync,
 };
 
-use lava_common::config::Config;
+use lava_common::settings;
 use lava_common::store::StoreError;
 
-/// The program the crontab lines call (DECISIONS.md 13): config
-/// `DISPATCHER` (`LAVA_DISPATCHER`, then the realm's `config`) when set and
-/// not empty, else the `lava-dispatch` beside the running program
-/// (`lava-crontab` or `lava-worker`; packages install both in `/usr/bin`).
-pub fn dispatcher_path(config: &Config) -> String {
-    let configured = config
-        .string("DISPATCHER")
-        .ok()
-        .flatten()
-        .filter(|d| !d.is_empty());
+settings! {
+    /// What building a crontab reads from the configuration.
+    pub struct CrontabSettings {
+        /// The program the crontab lines call; `None` or empty: the
+        /// `lava-dispatch` beside this program.
+        dispatcher: Option<String> = "DISPATCHER",
+    }
+}
+
+/// The program the crontab lines call: the configured `DISPATCHER`
+/// (`LAVA_DISPATCHER`, then the realm's `config`) when set and not empty,
+/// else the `lava-dispatch` beside the running program (`lava-crontab` or
+/// `lava-worker`; packages install both in `/usr/bin`).
+pub fn dispatcher_path(configured: Option<&str>) -> String {
+    let configured = configured.filter(|d| !d.is_empty()).map(str::to_string);
     configured.unwrap_or_else(|| {
         std::env::current_exe()
             .ok()

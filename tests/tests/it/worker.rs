@@ -151,6 +151,84 @@ async fn disabled_jobs_are_skipped() {
         .await;
 }
 
+/// The `skipped` info quotes the rendered `enabled` trimmed and lower-cased,
+/// as the original does.
+#[tokio::test]
+async fn jinja_enabled_is_quoted_as_compared() {
+    let t = TestRealm::new(&["core"]).await;
+    t.put_job(job(
+        "compare",
+        "cmd",
+        json!("true"),
+        json!({"enabled": "{{ 1 == 2 }}"}),
+    ))
+    .await;
+    t.put_job(job(
+        "spaced",
+        "cmd",
+        json!("true"),
+        json!({"enabled": "  No  "}),
+    ))
+    .await;
+    let compare = t.dispatch_job("compare", &[]).await;
+    let spaced = t.dispatch_job("spaced", &[]).await;
+    t.run_worker("core", &[]).await;
+    t.assert_statuses("compare", &compare, &["starting", "skipped"])
+        .await;
+    assert_eq!(
+        t.log("compare", &compare).await[1]["info"],
+        json!("Job not enabled (enabled=\"false\")")
+    );
+    assert_eq!(
+        t.log("spaced", &spaced).await[1]["info"],
+        json!("Job not enabled (enabled=\"no\")")
+    );
+}
+
+/// A timeout too long to be a deadline fails its run with a clear error;
+/// the worker goes on and runs the next message.
+#[tokio::test]
+async fn a_huge_timeout_fails_the_run_not_the_worker() {
+    let t = TestRealm::new(&["core"]).await;
+    t.put_job(job("huge", "cmd", json!("true"), json!({})))
+        .await;
+    t.put_job(job("after", "cmd", json!("echo after"), json!({})))
+        .await;
+    let huge = t.dispatch_job("huge", &["-p", "timeout=1e20"]).await;
+    let fine = t.dispatch_job("huge", &["-p", "timeout=1e9"]).await;
+    let after = t.dispatch_job("after", &[]).await;
+    let out = t.run_worker("core", &["--threads", "1"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    t.assert_statuses("huge", &huge, &["starting", "running", "failed"])
+        .await;
+    let log = t.log("huge", &huge).await;
+    assert_eq!(
+        log[2]["info"]["error"],
+        json!("Bad timeout: duration too long: 1e20 (at most 100 years)")
+    );
+    t.assert_statuses("huge", &fine, &["starting", "running", "complete"])
+        .await;
+    t.assert_statuses("after", &after, &["starting", "running", "complete"])
+        .await;
+}
+
+/// A type of the original that this worker does not run yet is told apart
+/// from a misspelt one.
+#[tokio::test]
+async fn unbuilt_job_types_say_so() {
+    let t = TestRealm::new(&["core"]).await;
+    t.put_job(job("query", "sql", json!("select 1"), json!({})))
+        .await;
+    let run_id = t.dispatch_job("query", &[]).await;
+    t.run_worker("core", &[]).await;
+    t.assert_statuses("query", &run_id, &["starting", "failed"])
+        .await;
+    assert_eq!(
+        t.log("query", &run_id).await[1]["info"],
+        json!("sql: job type not supported by this worker yet")
+    );
+}
+
 #[tokio::test]
 async fn max_run_delay_rejects_stale_dispatches() {
     let t = TestRealm::new(&["core"]).await;
@@ -428,7 +506,7 @@ async fn bad_input_never_stops_the_worker() {
         json!({"parameters": {"colour": "red"}}),
     ))
     .await;
-    // Words are split before rendering (spec/worker.md gotcha 1): `{{ x }}` breaks.
+    // Words are split before rendering, as the original does: `{{ x }}` breaks.
     t.put_job(job(
         "badjinja",
         "cmd",
@@ -697,14 +775,13 @@ async fn event_action_puts_events() {
     assert_eq!(
         events[1]["detail"],
         json!({"realm": t.name, "worker": "core", "job_id": "ev", "run_id": run_id, "exit_status": 4}),
-        "exit_status from error_data (DECISIONS.md 43)"
+        "exit_status from error_data"
     );
 }
 
 /// An events item never passes DynamoDB's 400 KB limit: an entry that
 /// would take it past 350 KB is shrunk, the whole entry kept in the run's
-/// temp area as `event-<n>.json`; the final status is always written
-/// (DECISIONS.md 5, 38). One oversized entry here: moto counts an updated
+/// temp area as `event-<n>.json`; the final status is always written. One oversized entry here: moto counts an updated
 /// attribute's old and new values together against the limit, so growth
 /// over several entries is tested on the local backend
 /// (`worker/src/events.rs`).

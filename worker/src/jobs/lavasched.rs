@@ -1,12 +1,12 @@
 //! The `lavasched` job type: rebuilds this account's crontab so that cron
-//! runs `lava-dispatch` for every scheduled job of the named dispatchers
-//! (spec/job-types.md §12). It calls the library behind `lava-crontab sync`
-//! (DECISIONS.md 12-17, 29, 33, 34): the crontab program is
+//! runs `lava-dispatch` for every scheduled job of the named dispatchers.
+//! It calls the library behind `lava-crontab sync`: the crontab program is
 //! `LAVA_CRONTAB_CMD` (default `crontab`), the lines call config
 //! `DISPATCHER` (default: `lava-dispatch` beside this program). Bad schedule
 //! entries are skipped; the rest is installed and the run fails naming them
-//! (DECISIONS.md 14).
+//! (the original installs nothing, so one bad entry stops every schedule).
 
+use async_trait::async_trait;
 use chrono::Utc;
 use lava_dispatcher::crontab::{
     self, CrontabCommand, Options, Skipped, SyncOutcome, load_jobs, prepare,
@@ -14,37 +14,53 @@ use lava_dispatcher::crontab::{
 };
 use serde_json::{Map, Value};
 
-use super::{Job, Outcome};
+use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 
 /// How many skipped entries the error message names; `error_data.skipped`
 /// lists them all.
 const NAMED_IN_ERROR: usize = 10;
 
-pub(super) async fn run(job: &Job<'_>) -> Result<Outcome, Outcome> {
-    job.check_params(&["dispatcher"], &["args", "env"])?;
+/// `lavasched`.
+pub(super) struct Lavasched;
+
+#[async_trait]
+impl JobType for Lavasched {
+    fn name(&self) -> &'static str {
+        "lavasched"
+    }
+
+    fn parameters(&self) -> Option<ParamKeys> {
+        Some(ParamKeys {
+            required: &["dispatcher"],
+            allowed: &["args", "env"],
+        })
+    }
+
+    async fn run(&self, job: &JobContext<'_>) -> Outcome {
+        run(job).await.into()
+    }
+}
+
+async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     let sources = sources_from_parameters(job.params())
-        .map_err(|e| Outcome::fail(format!("Bad job parameters: {e}")))?;
-    let w = job.w;
+        .map_err(|e| Failure::new(format!("Bad job parameters: {e}")))?;
+    let s = job.services;
     let options = Options {
-        realm: w.realm_name.clone(),
-        dispatcher_path: crontab::dispatcher_path(&w.config),
+        realm: s.realm_name.clone(),
+        dispatcher_path: crontab::dispatcher_path(s.settings.dispatcher.as_deref()),
         env: sources.env,
         args: sources.args,
-        backend: w.backend_spec.to_string(),
+        backend: s.backend_spec.to_string(),
         now: Utc::now(),
         force: false,
     };
-    let jobs = load_jobs(
-        w.backend.tables.as_ref(),
-        &w.realm_name,
-        &sources.dispatchers,
-    )
-    .await
-    .map_err(|e| Outcome::fail(format!("Cannot read the scheduled jobs: {e}")))?;
+    let jobs = load_jobs(s.tables.as_ref(), &s.realm_name, &sources.dispatchers)
+        .await
+        .map_err(|e| Failure::new(format!("Cannot read the scheduled jobs: {e}")))?;
     let command = CrontabCommand::from_env();
     let outcome = prepare(&jobs, &options, &command)
         .await
-        .map_err(|e| Outcome::fail(e.to_string()))?;
+        .map_err(|e| Failure::new(e.to_string()))?;
     for skipped in &outcome.skipped {
         tracing::warn!(job_id = %job.run.job_id(), run_id = %job.run.run_id, "{skipped}");
     }
@@ -59,22 +75,22 @@ pub(super) async fn run(job: &Job<'_>) -> Result<Outcome, Outcome> {
             "Old and new crontabs are the same - nothing to do");
     }
     if outcome.skipped.is_empty() {
-        Ok(Outcome::Success(Value::Object(result)))
+        Ok(Value::Object(result))
     } else {
         Err(skipped_failure(&outcome.skipped, result))
     }
 }
 
-/// Steps 4 and 5 of spec/job-types.md §12: keep both crontabs under the
-/// run's `s3tmp`, record the diff, install the new one.
+/// Keeps both crontabs under the run's `s3tmp`, records the diff, installs
+/// the new one.
 async fn install(
-    job: &Job<'_>,
+    job: &JobContext<'_>,
     outcome: &SyncOutcome,
     command: &CrontabCommand,
     result: &mut Map<String, Value>,
-) -> Result<(), Outcome> {
-    let objects = &job.w.backend.objects;
-    let kms = job.w.realm.s3_key();
+) -> Result<(), Failure> {
+    let objects = &job.services.objects;
+    let kms = job.services.realm.s3_key();
     if !outcome.old.is_empty() {
         let url = format!("{}/crontab.old", job.run.s3tmp);
         if let Err(e) = objects
@@ -82,10 +98,10 @@ async fn install(
             .await
         {
             result.insert("exit_status".into(), Value::from(2));
-            return Err(Outcome::Failure {
-                error: format!("Could not copy old crontab to S3 - {e}"),
-                data: Some(Value::Object(result.clone())),
-            });
+            return Err(Failure::with_data(
+                format!("Could not copy old crontab to S3 - {e}"),
+                Value::Object(result.clone()),
+            ));
         }
         result.insert("crontab.old".into(), Value::String(url));
     }
@@ -95,28 +111,28 @@ async fn install(
         .await
     {
         result.insert("exit_status".into(), Value::from(2));
-        return Err(Outcome::Failure {
-            error: format!("Could not copy new crontab to S3 - {e}"),
-            data: Some(Value::Object(result.clone())),
-        });
+        return Err(Failure::with_data(
+            format!("Could not copy new crontab to S3 - {e}"),
+            Value::Object(result.clone()),
+        ));
     }
     result.insert("crontab.new".into(), Value::String(url));
     result.insert(
         "crontab.diff".into(),
         Value::Array(outcome.diff().into_iter().map(Value::String).collect()),
     );
-    crontab::apply(outcome, command)
-        .await
-        .map_err(|e| Outcome::Failure {
-            error: format!("Could not install new crontab - {e}"),
-            data: Some(Value::Object(result.clone())),
-        })
+    crontab::apply(outcome, command).await.map_err(|e| {
+        Failure::with_data(
+            format!("Could not install new crontab - {e}"),
+            Value::Object(result.clone()),
+        )
+    })
 }
 
 /// The failure of a run that installed everything but `skipped`: the
 /// error names them (the first few), `error_data` is the result with every
 /// one listed under `skipped`.
-fn skipped_failure(skipped: &[Skipped], mut result: Map<String, Value>) -> Outcome {
+fn skipped_failure(skipped: &[Skipped], mut result: Map<String, Value>) -> Failure {
     let shown: Vec<String> = skipped.iter().map(ToString::to_string).collect();
     let mut error = format!(
         "Skipped {} bad schedule {} (the rest is installed): {}",
@@ -140,10 +156,7 @@ fn skipped_failure(skipped: &[Skipped], mut result: Map<String, Value>) -> Outco
         "skipped".into(),
         Value::Array(shown.into_iter().map(Value::String).collect()),
     );
-    Outcome::Failure {
-        error,
-        data: Some(Value::Object(result)),
-    }
+    Failure::with_data(error, Value::Object(result))
 }
 
 #[cfg(test)]
@@ -163,9 +176,7 @@ mod tests {
 
     #[test]
     fn skipped_entries_are_named() {
-        let Outcome::Failure { error, data } = skipped_failure(&skipped(1), Map::new()) else {
-            panic!("not a failure");
-        };
+        let Failure { error, data } = skipped_failure(&skipped(1), Map::new());
         assert_eq!(
             error,
             r#"Skipped 1 bad schedule entry (the rest is installed): Job "j1": Bad schedule entry 1 "61 * * * *": minute 61 out of range 0-59"#
@@ -176,9 +187,7 @@ mod tests {
                 .map(Vec::len),
             Some(1)
         );
-        let Outcome::Failure { error, data } = skipped_failure(&skipped(12), Map::new()) else {
-            panic!("not a failure");
-        };
+        let Failure { error, data } = skipped_failure(&skipped(12), Map::new());
         assert!(
             error.starts_with("Skipped 12 bad schedule entries"),
             "{error}"

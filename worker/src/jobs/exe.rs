@@ -1,40 +1,57 @@
 //! The `exe` job type: download the executables named by the payload's
-//! first word and run each with the rendered arguments (spec/job-types.md §4).
+//! first word and run each with the rendered arguments.
 
+use async_trait::async_trait;
 use serde_json::Value;
 
 use super::payload::{download, payload_url};
-use super::{Job, Outcome, Program, program_result, shell_words};
+use super::program::{Program, program_result, refuse_connections, shell_words};
+use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 
-pub(super) async fn run(job: &Job<'_>) -> Result<Outcome, Outcome> {
-    job.check_params(
-        &[],
-        &["args", "connections", "env", "jinja", "timeout", "vars"],
-    )?;
+/// `exe`.
+pub(super) struct Exe;
+
+#[async_trait]
+impl JobType for Exe {
+    fn name(&self) -> &'static str {
+        "exe"
+    }
+
+    fn parameters(&self) -> Option<ParamKeys> {
+        Some(ParamKeys {
+            required: &[],
+            allowed: &["args", "connections", "env", "jinja", "timeout", "vars"],
+        })
+    }
+
+    async fn run(&self, job: &JobContext<'_>) -> Outcome {
+        run(job).await.into()
+    }
+}
+
+async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     let Value::String(payload) = job.run.job.payload() else {
-        return Err(Outcome::fail(
+        return Err(Failure::new(
             "Only single string payloads are supported for exe jobs",
         ));
     };
-    if job
-        .params()
-        .get("connections")
-        .is_some_and(|c| c.as_object().is_some_and(|m| !m.is_empty()))
-    {
-        return Err(Outcome::fail(
-            "connections are not supported by this worker yet",
-        ));
-    }
-    let c = job.common("EXE_TIMEOUT")?;
+    refuse_connections(job)?;
+    let settings = &job.services.settings;
+    let c = job.common(settings.exe_timeout)?;
     let mut words = shell_words(payload)?;
     if words.is_empty() {
-        return Err(Outcome::fail("payload required"));
+        return Err(Failure::new("payload required"));
     }
     let location = words.remove(0);
     words.extend(c.args.iter().cloned());
     let args = job.render_words(words, &c)?;
     let env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &location))])?;
-    let files = download(job, std::slice::from_ref(&location), "EXE_MAX_PAYLOAD_SIZE").await?;
+    let files = download(
+        job,
+        std::slice::from_ref(&location),
+        &settings.exe_max_payload_size,
+    )
+    .await?;
     let mut output = Vec::new();
     for file in files.into_iter().flatten() {
         let basename = file
@@ -47,7 +64,7 @@ pub(super) async fn run(job: &Job<'_>) -> Result<Outcome, Outcome> {
             .run_program(Program {
                 argv,
                 env: env.clone(),
-                cwd: &job.run.job_dir,
+                cwd: job.run.job_dir,
                 capture_stem: job.run.job_dir.join(&basename),
                 upload_prefix: format!("{}/{basename}.", job.run.s3tmp),
                 payload: basename,
@@ -57,8 +74,8 @@ pub(super) async fn run(job: &Job<'_>) -> Result<Outcome, Outcome> {
         let failure = ran.failure();
         output.push(ran.entry);
         if failure.is_some() {
-            return Ok(program_result(output, failure));
+            return program_result(output, failure);
         }
     }
-    Ok(program_result(output, None))
+    program_result(output, None)
 }

@@ -1,17 +1,11 @@
-//! Job types: one module each behind [`run`], plus what they share —
-//! parameter checks, rendering of words and environment, the payload
-//! environment, output capture and upload (spec/job-types.md §1).
-
-mod cmd;
-mod exe;
-mod lavasched;
-mod log;
-mod payload;
-mod pkg;
+//! Running programs for `cmd`, `exe` and `pkg`: their common parameters
+//! (`jinja`, `timeout`, `env`, `args`, `vars`), rendering of words and
+//! environment, the payload environment, output capture, the `STDERR_SIZE`
+//! excerpt and the upload of non-empty output.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use lava_common::render::Context;
@@ -19,98 +13,42 @@ use lava_common::store::StoreError;
 use lava_common::units;
 use serde_json::{Map, Value};
 
-use crate::process::{self, Ended, Interrupt, ProcessSpec};
-use crate::run::Run;
-use crate::worker::Worker;
-
-/// How an attempt ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// The handler's result map.
-    Success(Value),
-    /// An error message and the handler's data, if any.
-    Failure {
-        /// The message (`result.error`).
-        error: String,
-        /// The data (`result.error_data`).
-        data: Option<Value>,
-    },
-}
-
-impl Outcome {
-    fn fail(error: impl Into<String>) -> Self {
-        Outcome::Failure {
-            error: error.into(),
-            data: None,
-        }
-    }
-}
+use super::{Failure, JobContext};
+use crate::process::{self, Ended, ProcessSpec};
 
 /// How many times an output upload is tried.
 const UPLOAD_ATTEMPTS: u32 = 5;
 
-/// Job types this worker runs.
-const KNOWN: &[&str] = &["cmd", "exe", "pkg", "log", "lavasched"];
-
-/// True when `job_type` has a handler here.
-pub fn is_known(job_type: &str) -> bool {
-    KNOWN.contains(&job_type)
-}
-
-/// Runs one attempt of a job.
-pub async fn run(w: &Arc<Worker>, run: &Run, cancel: &Interrupt) -> Outcome {
-    let job = Job {
-        w,
-        run,
-        cancel,
-        ctx: run.context(w),
-    };
-    let outcome = match run.job.job_type() {
-        "cmd" => cmd::run(&job).await,
-        "exe" => exe::run(&job).await,
-        "pkg" => pkg::run(&job).await,
-        "log" => Ok(log::run(&job)),
-        "lavasched" => lavasched::run(&job).await,
-        other => Err(Outcome::fail(format!("{other}: Unknown job type"))),
-    };
-    outcome.unwrap_or_else(|failure| failure)
-}
-
-/// What a handler works with.
-struct Job<'a> {
-    w: &'a Arc<Worker>,
-    run: &'a Run,
-    cancel: &'a Interrupt,
-    ctx: Context,
-}
+/// The parameter keys every program-running type allows.
+pub(super) const COMMON_KEYS: [&str; 5] = ["args", "env", "jinja", "timeout", "vars"];
 
 /// Checked common parameters of the program-running types.
-struct Common {
-    jinja: bool,
-    timeout: Duration,
-    env: Map<String, Value>,
-    args: Vec<String>,
-    ctx: Context,
+pub(super) struct Common {
+    pub(super) jinja: bool,
+    pub(super) timeout: Duration,
+    pub(super) env: Map<String, Value>,
+    pub(super) args: Vec<String>,
+    pub(super) ctx: Context,
 }
 
 /// One program run: where its output goes and how it is named.
-struct Program<'p> {
-    argv: Vec<String>,
-    env: BTreeMap<String, String>,
-    cwd: &'p Path,
+pub(super) struct Program<'p> {
+    pub(super) argv: Vec<String>,
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) cwd: &'p Path,
     /// Local capture files `<stem>.stdout` / `<stem>.stderr`.
-    capture_stem: PathBuf,
+    pub(super) capture_stem: PathBuf,
     /// Upload URLs: `<prefix>stdout` / `<prefix>stderr`.
-    upload_prefix: String,
+    pub(super) upload_prefix: String,
     /// The `payload` text of its output entry.
-    payload: String,
-    timeout: Duration,
+    pub(super) payload: String,
+    pub(super) timeout: Duration,
 }
 
 /// How a program run ended, with its `output` entry.
-struct Ran {
+pub(super) struct Ran {
     status: i32,
-    entry: Value,
+    pub(super) entry: Value,
     /// "Timed out after … seconds" when it was killed.
     timeout_error: Option<String>,
     /// The `STDERR_SIZE` excerpt of its stderr.
@@ -119,11 +57,11 @@ struct Ran {
 
 /// A failed program run: exit status, message, and the `error_data.error`
 /// value — `None` (no key) for a timeout, else the stderr excerpt or null.
-type Failed = (i32, String, Option<Value>);
+pub(super) type Failed = (i32, String, Option<Value>);
 
 impl Ran {
     /// The failure message and data of a failed run, or `None` on success.
-    fn failure(&self) -> Option<Failed> {
+    pub(super) fn failure(&self) -> Option<Failed> {
         if let Some(message) = &self.timeout_error {
             return Some((self.status, message.clone(), None));
         }
@@ -139,83 +77,49 @@ impl Ran {
     }
 }
 
-impl Job<'_> {
-    fn params(&self) -> &Map<String, Value> {
-        &self.run.parameters
+/// A `jinja` parameter's truth, as Python's `bool()` gives it.
+fn truthy(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(m)) => !m.is_empty(),
     }
+}
 
-    /// "Bad job parameters: Missing keys / Unexpected keys" (spec/job-types.md §1.2).
-    fn check_params(&self, required: &[&str], allowed: &[&str]) -> Result<(), Outcome> {
+impl JobContext<'_> {
+    /// `jinja`, `timeout` (default `default_timeout`), `env`, `args` and
+    /// `vars`, checked; the context gains `vars`. A timeout that is not a
+    /// duration, or is longer than lava accepts, fails with "Bad timeout".
+    pub(super) fn common(&self, default_timeout: Duration) -> Result<Common, Failure> {
         let params = self.params();
-        let mut missing: Vec<&str> = required
-            .iter()
-            .copied()
-            .filter(|k| !params.contains_key(*k))
-            .collect();
-        if !missing.is_empty() {
-            missing.sort_unstable();
-            return Err(Outcome::fail(format!(
-                "Bad job parameters: Missing keys: {}",
-                missing.join(", ")
-            )));
-        }
-        let mut unexpected: Vec<&str> = params
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !required.contains(k) && !allowed.contains(k))
-            .collect();
-        if !unexpected.is_empty() {
-            unexpected.sort_unstable();
-            return Err(Outcome::fail(format!(
-                "Bad job parameters: Unexpected keys: {}",
-                unexpected.join(", ")
-            )));
-        }
-        Ok(())
-    }
-
-    /// `jinja`, `timeout`, `env`, `args` and `vars`, checked; the context gains `vars`.
-    fn common(&self, timeout_config: &str) -> Result<Common, Outcome> {
-        let params = self.params();
-        let jinja = match params.get("jinja") {
-            None | Some(Value::Null) => true,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-            Some(Value::String(s)) => !s.is_empty(),
-            Some(Value::Array(a)) => !a.is_empty(),
-            Some(Value::Object(m)) => !m.is_empty(),
-        };
         let timeout = match params.get("timeout") {
-            None | Some(Value::Null) => self
-                .w
-                .config
-                .duration(timeout_config)
-                .ok()
-                .flatten()
-                .unwrap_or(600.0),
+            None | Some(Value::Null) => default_timeout,
             Some(v) => {
-                units::duration_value(v).map_err(|e| Outcome::fail(format!("Bad timeout: {e}")))?
+                units::duration_of(v).map_err(|e| Failure::new(format!("Bad timeout: {e}")))?
             }
         };
         let env = match params.get("env") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m.clone(),
-            Some(_) => return Err(Outcome::fail("env must be a map/dict")),
+            Some(_) => return Err(Failure::new("env must be a map/dict")),
         };
         let args = match params.get("args") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::Array(list)) => list.iter().map(python_str).collect(),
-            Some(_) => return Err(Outcome::fail("args must be a list")),
+            Some(_) => return Err(Failure::new("args must be a list")),
         };
         let vars = match params.get("vars") {
             None | Some(Value::Null) => Value::Object(Map::new()),
             Some(v @ Value::Object(_)) => v.clone(),
-            Some(_) => return Err(Outcome::fail("vars must be a map/dict")),
+            Some(_) => return Err(Failure::new("vars must be a map/dict")),
         };
         let ctx = self.ctx.clone().vars(&vars);
         Ok(Common {
-            jinja,
-            timeout: Duration::from_secs_f64(timeout.max(0.0)),
+            jinja: truthy(params.get("jinja")),
+            timeout,
             env,
             args,
             ctx,
@@ -223,79 +127,86 @@ impl Job<'_> {
     }
 
     /// Renders each word separately when `jinja` is on ("Bad payload: …").
-    fn render_words(&self, words: Vec<String>, c: &Common) -> Result<Vec<String>, Outcome> {
+    pub(super) fn render_words(
+        &self,
+        words: Vec<String>,
+        c: &Common,
+    ) -> Result<Vec<String>, Failure> {
         if !c.jinja {
             return Ok(words);
         }
         words
             .iter()
             .map(|word| {
-                self.w
+                self.services
                     .renderer
                     .render_str(word, &c.ctx)
-                    .map_err(|e| Outcome::fail(format!("Bad payload: {e}")))
+                    .map_err(|e| Failure::new(format!("Bad payload: {e}")))
             })
             .collect()
     }
 
-    /// The payload's environment (spec/worker.md §12.2), `extra` after the rendered `env`.
-    fn environment(
+    /// The payload's environment: the worker's own, the rendered `env`, then
+    /// `extra`, then the `LAVA_*` variables of the run.
+    pub(super) fn environment(
         &self,
         c: &Common,
         extra: &[(&str, String)],
-    ) -> Result<BTreeMap<String, String>, Outcome> {
+    ) -> Result<BTreeMap<String, String>, Failure> {
         let mut env: BTreeMap<String, String> = std::env::vars().collect();
         // The worker's journald stream and systemd notification socket are
-        // its own: a payload logs to its capture files (DECISIONS.md 10).
+        // its own: a payload logs to its capture files, and must not speak
+        // for the worker to systemd.
         for name in ["JOURNAL_STREAM", crate::notify::NOTIFY_SOCKET] {
             env.remove(name);
         }
         for (name, value) in &c.env {
             let Value::String(text) = value else {
-                return Err(Outcome::fail(format!(
+                return Err(Failure::new(format!(
                     "Bad environment variable: {name}: {value} is not a string"
                 )));
             };
             let text = if c.jinja {
-                self.w
+                self.services
                     .renderer
                     .render_str(text, &c.ctx)
-                    .map_err(|e| Outcome::fail(format!("Bad environment variable: {name}: {e}")))?
+                    .map_err(|e| Failure::new(format!("Bad environment variable: {name}: {e}")))?
             } else {
-                // DECISIONS.md 43: kept, unrendered (the original drops them).
+                // Kept, unrendered (the original drops `env` when `jinja`
+                // is off, which leaves a payload without its settings).
                 text.clone()
             };
             env.insert(name.clone(), text);
         }
-        env.insert("LAVA_S3_TMP".into(), self.run.s3tmp.clone());
+        env.insert("LAVA_S3_TMP".into(), self.run.s3tmp.to_string());
         for (name, value) in extra {
             env.insert((*name).to_string(), value.clone());
         }
-        let w = self.w;
-        env.insert("LAVA_REALM".into(), w.realm_name.clone());
+        let s = self.services;
+        env.insert("LAVA_REALM".into(), s.realm_name.clone());
         env.insert("LAVA_WORKER".into(), self.run.job.worker().to_string());
         env.insert("LAVA_OWNER".into(), self.run.job.owner().to_string());
         env.insert("LAVA_JOB_ID".into(), self.run.job_id().to_string());
-        env.insert("LAVA_RUN_ID".into(), self.run.run_id.clone());
+        env.insert("LAVA_RUN_ID".into(), self.run.run_id.to_string());
         env.insert(
             "LAVA_S3_KEY".into(),
-            w.realm.s3_key().unwrap_or_default().to_string(),
+            s.realm.s3_key().unwrap_or_default().to_string(),
         );
-        if w.config.boolean("JOB_LOCAL_TMPDIR").unwrap_or(true) {
+        if s.settings.job_local_tmpdir {
             let tmp = self
                 .run
                 .job_dir
                 .join(format!(".lava.{}.tmp", random_suffix()));
             std::fs::create_dir_all(&tmp)
-                .map_err(|e| Outcome::fail(format!("Cannot create {}: {e}", tmp.display())))?;
+                .map_err(|e| Failure::new(format!("Cannot create {}: {e}", tmp.display())))?;
             env.insert("TMPDIR".into(), tmp.display().to_string());
         }
         Ok(env)
     }
 
     /// Runs one program and uploads its non-empty output.
-    async fn run_program(&self, p: Program<'_>) -> Result<Ran, Outcome> {
-        let dev = self.w.options.dev;
+    pub(super) async fn run_program(&self, p: Program<'_>) -> Result<Ran, Failure> {
+        let dev = self.services.dev;
         let out_path = suffixed(&p.capture_stem, "stdout");
         let err_path = suffixed(&p.capture_stem, "stderr");
         let spec = ProcessSpec {
@@ -304,10 +215,10 @@ impl Job<'_> {
             cwd: p.cwd.to_path_buf(),
             capture: (!dev).then(|| (out_path.clone(), err_path.clone())),
             timeout: p.timeout,
-            kill_grace: self.w.options.kill_grace,
+            kill_grace: self.services.settings.kill_grace,
         };
         let ended = process::run(&spec, self.cancel).await.map_err(|e| {
-            Outcome::fail(format!(
+            Failure::new(format!(
                 "Cannot run {}: {e}",
                 spec.argv.first().cloned().unwrap_or_default()
             ))
@@ -336,10 +247,7 @@ impl Job<'_> {
         let stderr = if dev || timeout_error.is_some() {
             None
         } else {
-            let size = self.w.config.int("STDERR_SIZE").unwrap_or(2000);
-            std::fs::read(&err_path)
-                .ok()
-                .and_then(|b| excerpt(&b, size))
+            read_excerpt(&err_path, self.services.settings.stderr_size)
         };
         Ok(Ran {
             status,
@@ -349,39 +257,33 @@ impl Job<'_> {
         })
     }
 
-    async fn upload_if_not_empty(&self, path: &Path, url: &str) -> Result<bool, Outcome> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
+    async fn upload_if_not_empty(&self, path: &Path, url: &str) -> Result<bool, Failure> {
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 => return Ok(false),
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => {
-                return Err(Outcome::fail(format!(
-                    "Cannot read {}: {e}",
-                    path.display()
-                )));
+                return Err(Failure::new(format!("Cannot read {}: {e}", path.display())));
             }
-        };
-        if bytes.is_empty() {
-            return Ok(false);
         }
-        // Retried like event writes (DECISIONS.md 5): a passing S3 fault
-        // must not fail a run whose payload succeeded.
+        // Retried like event writes: a passing S3 fault must not fail a run
+        // whose payload succeeded.
         let mut delay = Duration::from_millis(250);
         let mut attempt = 1;
         loop {
             match self
-                .w
-                .backend
+                .services
                 .objects
-                .put(url, bytes.clone(), self.w.realm.s3_key())
+                .upload(url, path, self.services.realm.s3_key())
                 .await
             {
-                Ok(()) => return Ok(true),
+                Ok(_) => return Ok(true),
                 Err(e @ (StoreError::Unavailable(_) | StoreError::Service(_)))
                     if attempt < UPLOAD_ATTEMPTS =>
                 {
                     tracing::warn!(attempt, "upload of {url} failed: {e}; retrying");
                 }
-                Err(e) => return Err(Outcome::fail(format!("Upload failed: {url} - {e}"))),
+                Err(e) => return Err(Failure::new(format!("Upload failed: {url} - {e}"))),
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(8));
@@ -390,22 +292,50 @@ impl Job<'_> {
     }
 }
 
+/// Refuses a non-empty `connections` parameter (`exe`, `pkg`): connection
+/// helpers are not built yet.
+pub(super) fn refuse_connections(job: &JobContext<'_>) -> Result<(), Failure> {
+    if job
+        .params()
+        .get("connections")
+        .is_some_and(|c| c.as_object().is_some_and(|m| !m.is_empty()))
+    {
+        return Err(Failure::new(
+            "connections are not supported by this worker yet",
+        ));
+    }
+    Ok(())
+}
+
 /// `<stem>.<suffix>`, keeping any extension the stem has (`run.sh` → `run.sh.stdout`).
-fn suffixed(stem: &Path, suffix: &str) -> PathBuf {
+pub(super) fn suffixed(stem: &Path, suffix: &str) -> PathBuf {
     let mut name = stem.as_os_str().to_os_string();
     name.push(".");
     name.push(suffix);
     PathBuf::from(name)
 }
 
-/// Head or tail of `bytes` on a UTF-8 boundary, trimmed; `None` when empty
-/// (`STDERR_SIZE`, DECISIONS.md 8).
+/// The `STDERR_SIZE` excerpt of a capture file, reading only the bytes it
+/// needs (the head, or the tail when `size` is negative).
+fn read_excerpt(path: &Path, size: i64) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let want = size.unsigned_abs().min(len);
+    if size < 0 {
+        file.seek(SeekFrom::Start(len - want)).ok()?;
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+    file.take(want).read_to_end(&mut bytes).ok()?;
+    excerpt(&bytes, size)
+}
+
+/// Head or tail of `bytes` on a UTF-8 boundary, trimmed; `None` when empty.
+/// A character cut in two at the edge is dropped; other bytes that are not
+/// UTF-8 are replaced, as Python's `errors="replace"` does.
 fn excerpt(bytes: &[u8], size: i64) -> Option<String> {
     let n = usize::try_from(size.unsigned_abs())
         .unwrap_or(usize::MAX)
         .min(bytes.len());
-    // Only a character cut in two at the edge is dropped; invalid bytes
-    // elsewhere are replaced, as `from_utf8_lossy` does.
     let text = if size > 0 {
         let head = &bytes[..n];
         let end = match std::str::from_utf8(head) {
@@ -429,7 +359,7 @@ fn excerpt(bytes: &[u8], size: i64) -> Option<String> {
 }
 
 /// Eight random lower-case hex digits, as in the original's temp names.
-fn random_suffix() -> String {
+pub(super) fn random_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
 
@@ -445,15 +375,15 @@ fn python_str(value: &Value) -> String {
     }
 }
 
-/// The success result or failure of a list of program runs
-/// (spec/job-types.md §3: `{exit_status, output: […]}`, plus `error` on failure).
-fn program_result(output: Vec<Value>, failed: Option<Failed>) -> Outcome {
+/// The result of a list of program runs: `{exit_status, output: […]}`, plus
+/// `error` (the stderr excerpt) in the failure's data.
+pub(super) fn program_result(output: Vec<Value>, failed: Option<Failed>) -> Result<Value, Failure> {
     let mut data = Map::new();
     match failed {
         None => {
             data.insert("exit_status".into(), Value::from(0));
             data.insert("output".into(), Value::Array(output));
-            Outcome::Success(Value::Object(data))
+            Ok(Value::Object(data))
         }
         Some((status, message, error)) => {
             data.insert("exit_status".into(), Value::from(status));
@@ -461,18 +391,15 @@ fn program_result(output: Vec<Value>, failed: Option<Failed>) -> Outcome {
             if let Some(error) = error {
                 data.insert("error".into(), error);
             }
-            Outcome::Failure {
-                error: message,
-                data: Some(Value::Object(data)),
-            }
+            Err(Failure::with_data(message, Value::Object(data)))
         }
     }
 }
 
 /// Splits a payload into words with POSIX shell rules.
-fn shell_words(text: &str) -> Result<Vec<String>, Outcome> {
+pub(super) fn shell_words(text: &str) -> Result<Vec<String>, Failure> {
     shlex::split(text)
-        .ok_or_else(|| Outcome::fail(format!("Bad payload: cannot split {text:?} into words")))
+        .ok_or_else(|| Failure::new(format!("Bad payload: cannot split {text:?} into words")))
 }
 
 #[cfg(test)]
@@ -499,6 +426,17 @@ mod tests {
     }
 
     #[test]
+    fn excerpts_read_only_their_end_of_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("err");
+        std::fs::write(&path, format!("first {} last", "x".repeat(10_000))).expect("write");
+        assert_eq!(read_excerpt(&path, 5).as_deref(), Some("first"));
+        assert_eq!(read_excerpt(&path, -4).as_deref(), Some("last"));
+        assert_eq!(read_excerpt(&path, 0), None);
+        assert_eq!(read_excerpt(&dir.path().join("none"), 5), None);
+    }
+
+    #[test]
     fn python_strings_and_paths() {
         assert_eq!(python_str(&serde_json::json!(5)), "5");
         assert_eq!(python_str(&serde_json::json!(true)), "True");
@@ -509,5 +447,6 @@ mod tests {
         );
         assert!(shell_words("echo 'a b' c").is_ok_and(|w| w == vec!["echo", "a b", "c"]));
         assert!(shell_words("echo 'a").is_err());
+        assert!(truthy(None) && !truthy(Some(&serde_json::json!(0))));
     }
 }

@@ -1,75 +1,81 @@
 //! The `pkg` job type: download bundles, unpack each (tar or zip, within
 //! `PKG_UNPACK_TIMEOUT`) into its own directory and run the entry point
-//! there (spec/job-types.md §5).
+//! there, with the directory first on `PYTHONPATH`.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::payload::{download, payload_url};
-use super::{Job, Outcome, Program, program_result, random_suffix, shell_words};
+use super::program::{Program, program_result, random_suffix, refuse_connections, shell_words};
+use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 use crate::process::{self, Ended, ProcessSpec};
 
-pub(super) async fn run(job: &Job<'_>) -> Result<Outcome, Outcome> {
-    job.check_params(
-        &[],
-        &[
-            "command",
-            "main",
-            "args",
-            "connections",
-            "env",
-            "jinja",
-            "timeout",
-            "vars",
-        ],
-    )?;
+/// `pkg`.
+pub(super) struct Pkg;
+
+#[async_trait]
+impl JobType for Pkg {
+    fn name(&self) -> &'static str {
+        "pkg"
+    }
+
+    fn parameters(&self) -> Option<ParamKeys> {
+        Some(ParamKeys {
+            required: &[],
+            allowed: &[
+                "command",
+                "main",
+                "args",
+                "connections",
+                "env",
+                "jinja",
+                "timeout",
+                "vars",
+            ],
+        })
+    }
+
+    async fn run(&self, job: &JobContext<'_>) -> Outcome {
+        run(job).await.into()
+    }
+}
+
+async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     let params = job.params();
     let command = match (params.get("command"), params.get("main")) {
         (Some(_), Some(_)) => {
-            return Err(Outcome::fail(
+            return Err(Failure::new(
                 "Only one of \"command\" or \"main\" (deprecated) allowed",
             ));
         }
         (Some(Value::String(c)), None) | (None, Some(Value::String(c))) => c.clone(),
-        _ => return Err(Outcome::fail("Bad job parameters: No command")),
+        _ => return Err(Failure::new("Bad job parameters: No command")),
     };
-    if params
-        .get("connections")
-        .is_some_and(|c| c.as_object().is_some_and(|m| !m.is_empty()))
-    {
-        return Err(Outcome::fail(
-            "connections are not supported by this worker yet",
-        ));
-    }
+    refuse_connections(job)?;
     let items: Vec<String> = match job.run.job.payload() {
         Value::String(s) => vec![s.clone()],
         Value::Array(list) if list.iter().all(Value::is_string) && !list.is_empty() => list
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect(),
-        other => return Err(Outcome::fail(format!("Bad payload: {other}"))),
+        other => return Err(Failure::new(format!("Bad payload: {other}"))),
     };
-    let c = job.common("PKG_TIMEOUT")?;
+    let settings = &job.services.settings;
+    let c = job.common(settings.pkg_timeout)?;
     let mut words = shell_words(&command)?;
     if words.is_empty() {
-        return Err(Outcome::fail("Bad job parameters: No command"));
+        return Err(Failure::new("Bad job parameters: No command"));
     }
     let entry_point = words.remove(0);
     words.extend(c.args.iter().cloned());
     let args = job.render_words(words, &c)?;
     let base_env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &items[0]))])?;
-    let bundles = download(job, &items, "PKG_MAX_PAYLOAD_SIZE").await?;
-    let unpack_timeout = job
-        .w
-        .config
-        .duration("PKG_UNPACK_TIMEOUT")
-        .ok()
-        .flatten()
-        .unwrap_or(30.0);
+    let bundles = download(job, &items, &settings.pkg_max_payload_size).await?;
     let mut output = Vec::new();
     for (n, bundle) in bundles.into_iter().flatten().enumerate() {
         let basename = bundle
@@ -81,15 +87,8 @@ pub(super) async fn run(job: &Job<'_>) -> Result<Outcome, Outcome> {
             .job_dir
             .join(format!("{}.{}.pkg", n + 1, random_suffix()));
         std::fs::create_dir_all(&dir)
-            .map_err(|e| Outcome::fail(format!("Cannot create {}: {e}", dir.display())))?;
-        unpack(
-            job,
-            &bundle,
-            &dir,
-            &base_env,
-            Duration::from_secs_f64(unpack_timeout.max(0.0)),
-        )
-        .await?;
+            .map_err(|e| Failure::new(format!("Cannot create {}: {e}", dir.display())))?;
+        unpack(job, &bundle, &dir, &base_env, settings.pkg_unpack_timeout).await?;
         let program = dir.join(&entry_point);
         let made_executable = std::fs::metadata(&program).and_then(|m| {
             let mut perms = m.permissions();
@@ -98,10 +97,11 @@ pub(super) async fn run(job: &Job<'_>) -> Result<Outcome, Outcome> {
         });
         if let Err(e) = made_executable {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(Outcome::fail(format!("{}: {e}", program.display())));
+            return Err(Failure::new(format!("{}: {e}", program.display())));
         }
         let mut env = base_env.clone();
-        // DECISIONS.md 8: the unpack directory comes first on PYTHONPATH.
+        // The unpack directory comes first on PYTHONPATH, so a Python
+        // bundle imports its own modules (the original leaves it off).
         let python_path = match env.get("PYTHONPATH").filter(|p| !p.is_empty()) {
             Some(old) => format!("{}:{old}", dir.display()),
             None => dir.display().to_string(),
@@ -125,20 +125,20 @@ pub(super) async fn run(job: &Job<'_>) -> Result<Outcome, Outcome> {
         let failure = ran.failure();
         output.push(ran.entry);
         if failure.is_some() {
-            return Ok(program_result(output, failure));
+            return program_result(output, failure);
         }
     }
-    Ok(program_result(output, None))
+    program_result(output, None)
 }
 
 /// Unpacks by name: `*.zip` with unzip, `*.tar` and `*.tar.*` with tar.
 async fn unpack(
-    job: &Job<'_>,
+    job: &JobContext<'_>,
     bundle: &Path,
     dir: &Path,
     env: &BTreeMap<String, String>,
     timeout: Duration,
-) -> Result<(), Outcome> {
+) -> Result<(), Failure> {
     let name = bundle
         .file_name()
         .map(|b| b.to_string_lossy().into_owned())
@@ -153,25 +153,25 @@ async fn unpack(
             .map(String::from)
             .to_vec()
     } else {
-        return Err(Outcome::fail(format!("Don't know how to unpack {file}")));
+        return Err(Failure::new(format!("Don't know how to unpack {file}")));
     };
     let errors = dir.with_extension("unpack.err");
     let spec = ProcessSpec {
         argv,
         env: env.clone(),
-        cwd: job.run.job_dir.clone(),
+        cwd: job.run.job_dir.to_path_buf(),
         capture: Some((dir.with_extension("unpack.out"), errors.clone())),
         timeout,
-        kill_grace: job.w.options.kill_grace,
+        kill_grace: job.services.settings.kill_grace,
     };
     let failure = |reason: String| {
         let mut data = Map::new();
         data.insert("exit_status".into(), Value::from(1));
         data.insert("error".into(), Value::String(reason.clone()));
-        Outcome::Failure {
-            error: format!("Cannot unpack {file} into {target}: {reason}"),
-            data: Some(Value::Object(data)),
-        }
+        Failure::with_data(
+            format!("Cannot unpack {file} into {target}: {reason}"),
+            Value::Object(data),
+        )
     };
     match process::run(&spec, job.cancel).await {
         Ok(Ended::Exited(0)) => Ok(()),

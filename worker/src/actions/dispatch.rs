@@ -1,0 +1,83 @@
+//! The `dispatch` action: dispatches another job through the one dispatch
+//! routine, with this run as its parent in `globals.lava`.
+
+use async_trait::async_trait;
+use lava_common::dispatch::DispatchRequest;
+use lava_common::{timestamp, units};
+use serde_json::{Map, Value};
+
+use super::{Action, ActionContext, ActionKeys};
+
+/// `dispatch`.
+pub(super) struct Dispatch;
+
+#[async_trait]
+impl Action for Dispatch {
+    fn name(&self) -> &'static str {
+        "dispatch"
+    }
+
+    fn keys(&self) -> ActionKeys {
+        ActionKeys {
+            required: &["job_id"],
+            allowed: None,
+        }
+    }
+
+    async fn run(&self, a: &mut ActionContext<'_>) -> Result<(), String> {
+        let target = a
+            .render(&units::show(a.field("job_id")))
+            .map_err(|e| format!("Cannot render target job_id - {e}"))?;
+        let renderer = &a.services.renderer;
+        let parameters = match a.fields.get("parameters") {
+            None | Some(Value::Null) => Map::new(),
+            Some(p) => match renderer.render_json_text(p, &a.ctx) {
+                Ok(Value::Object(m)) => m,
+                Ok(_) => return Err("parameters must be a dict".into()),
+                Err(e) => return Err(format!("Cannot render parameters - {e}")),
+            },
+        };
+        let delay_secs = delay(a, a.fields.get("delay"))?;
+        // The parent's identity travels in globals.lava.
+        let start = timestamp::isoformat(a.run.ts_start());
+        let ustart = timestamp::utc_isoformat(a.run.ts_start());
+        let job_id = a.run.job_id().to_string();
+        if let Some(Value::Object(lava)) = a.run.globals_mut().get_mut("lava") {
+            lava.insert("parent_job_id".into(), Value::String(job_id));
+            lava.insert("parent_start".into(), Value::String(start));
+            lava.insert("parent_ustart".into(), Value::String(ustart));
+        }
+        let request = DispatchRequest {
+            job_id: target.clone(),
+            parameters,
+            globals: a.run.globals_mut().clone(),
+            delay_secs,
+            ..DispatchRequest::default()
+        };
+        let sent = a
+            .services
+            .dispatcher
+            .dispatch(&request)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(job_id = %a.run.job_id(), run_id = %a.run.run_id(),
+            "dispatched {target} ({})", sent.message.run_id);
+        Ok(())
+    }
+}
+
+/// A `delay` field: truncated seconds within 0 … `SQS_MAX_DELAY_MINS`.
+fn delay(a: &ActionContext<'_>, value: Option<&Value>) -> Result<u32, String> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(0);
+    };
+    let max_mins = a.services.settings.sqs_max_delay_mins;
+    let secs = units::duration_value(value).map_err(|e| format!("Bad delay: {e}"))?;
+    if secs < 0.0 || secs > (max_mins * 60) as f64 {
+        return Err(format!(
+            "Bad delay: {}: Must be between 0 and {max_mins} minutes",
+            units::show(value)
+        ));
+    }
+    Ok(secs as u32)
+}

@@ -1,0 +1,54 @@
+//! Job types: one file each behind the [`JobType`] trait, listed in one
+//! [`registry`]. A job type gets a narrow [`JobContext`] (its run's data, the
+//! worker's services, the interrupt) and returns an [`Outcome`]. What several
+//! types share lives beside them: the parameter-key check ([`ParamKeys`]),
+//! the program runner for `cmd`/`exe`/`pkg` (`program`) and the payload
+//! download (`payload`).
+
+mod cmd;
+mod context;
+mod exe;
+mod lavasched;
+mod log;
+mod outcome;
+mod params;
+mod payload;
+mod pkg;
+mod program;
+pub mod registry;
+
+use async_trait::async_trait;
+
+pub use context::{JobContext, RunView};
+pub use outcome::{Failure, Outcome};
+pub use params::ParamKeys;
+pub use registry::Lookup;
+
+/// One job type.
+#[async_trait]
+pub trait JobType: Send + Sync {
+    /// The type's name, as a job's `type` field gives it.
+    fn name(&self) -> &'static str;
+
+    /// The parameter keys it takes, checked before [`JobType::run`];
+    /// `None` when it takes any (as `log`).
+    fn parameters(&self) -> Option<ParamKeys>;
+
+    /// Runs one attempt.
+    async fn run(&self, job: &JobContext<'_>) -> Outcome;
+}
+
+/// Runs one attempt of a job of a known type: the parameter check, then the type.
+pub async fn attempt(job_type: &dyn JobType, job: &JobContext<'_>) -> Outcome {
+    if let Some(keys) = job_type.parameters()
+        && let Err(failure) = keys.check(job.params())
+    {
+        return Outcome::Failed(failure);
+    }
+    let outcome = job_type.run(job).await;
+    if job.cancel.is_interrupted() {
+        Outcome::Interrupted
+    } else {
+        outcome
+    }
+}

@@ -1,0 +1,150 @@
+//! The attempts of a run (`iteration_limit` of them at most): the `running`
+//! event, the job type, then `complete`, `retrying` or `failed` with their
+//! post-job actions, or the hand-over of an interrupted run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lava_common::spec::Status;
+use serde_json::{Map, Value};
+
+use super::End;
+use super::augmented::Run;
+use super::record::final_event;
+use crate::actions::{self, ActionList};
+use crate::events::RunEvents;
+use crate::jobs::{self, Failure, JobContext, JobType, Outcome};
+use crate::process::Interrupt;
+use crate::worker::Worker;
+
+/// Runs up to `limit` attempts, `delay` apart.
+pub(super) async fn run(
+    w: &Arc<Worker>,
+    job_type: &dyn JobType,
+    run: &mut Run,
+    events: &mut RunEvents,
+    cancel: &Interrupt,
+    limit: i64,
+    delay: Duration,
+) -> End {
+    let prefix = run.prefix();
+    for n in 1..=limit {
+        if cancel.is_interrupted() {
+            return interrupted(run, events).await;
+        }
+        if let Some(Value::Object(lava)) = run.globals.get_mut("lava") {
+            lava.insert("iteration".into(), Value::from(n));
+        }
+        if let Err(e) = events
+            .write(
+                Status::Running,
+                Value::String(format!("Iteration {n}")),
+                false,
+            )
+            .await
+        {
+            tracing::error!("{prefix}: cannot record iteration {n}: {e}");
+            return End::Keep;
+        }
+        tracing::info!(event_type = "job", "{prefix}: Running iteration {n}");
+        let outcome = {
+            let job = JobContext {
+                run: run.view(&w.services),
+                services: &w.services,
+                cancel,
+                ctx: run.context(&w.services),
+            };
+            jobs::attempt(job_type, &job).await
+        };
+        let (failure, wait) = match outcome {
+            Outcome::Interrupted => return interrupted(run, events).await,
+            Outcome::Success(result) => {
+                tracing::info!(event_type = "job", "{prefix}: Complete");
+                let end = final_event(events, Status::Complete, complete_info(&result)).await;
+                run_actions(w, run, events, ActionList::OnSuccess, &result).await;
+                return end;
+            }
+            Outcome::Failed(failure) => (failure, delay),
+            Outcome::RetryLater { failure, delay } => (failure, delay),
+        };
+        let info = failure_info(failure);
+        if let Some(error) = info.get("error").and_then(Value::as_str) {
+            tracing::error!(event_type = "job", "{prefix}: {error}");
+        }
+        if n < limit {
+            if let Err(e) = events.write(Status::Retrying, info.clone(), false).await {
+                tracing::error!("{prefix}: cannot record the retry: {e}");
+                return End::Keep;
+            }
+            run_actions(w, run, events, ActionList::OnRetry, &info).await;
+            if !wait.is_zero() {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = cancel.interrupted() => {}
+                }
+            }
+        } else {
+            let end = final_event(events, Status::Failed, info.clone()).await;
+            run_actions(w, run, events, ActionList::OnFail, &info).await;
+            return end;
+        }
+    }
+    End::Delete
+}
+
+/// The `retrying` / `failed` info: `{error, error_data}`.
+fn failure_info(failure: Failure) -> Value {
+    let mut info = Map::new();
+    info.insert("error".into(), Value::String(failure.error));
+    info.insert("error_data".into(), failure.data.unwrap_or(Value::Null));
+    Value::Object(info)
+}
+
+/// Records a run stopped by the worker's shutdown and hands its message to
+/// another worker at once: the run is not finished, so it must not wait for
+/// the queue's visibility timeout.
+async fn interrupted(run: &Run, events: &mut RunEvents) -> End {
+    let info = Value::String("Interrupted by worker shutdown".into());
+    let prefix = run.prefix();
+    tracing::warn!(
+        event_type = "job",
+        "{prefix}: Interrupted by worker shutdown"
+    );
+    // Releasing the lease lets another worker take the run at once.
+    if let Err(e) = events.write(Status::Retrying, info, true).await {
+        tracing::error!("{prefix}: cannot record the interruption: {e}");
+    }
+    End::Release
+}
+
+/// The `complete` event's info: the job type's result with `error: null`
+/// added. The original's `result.setdefault('error')` mutates the very dict
+/// its asynchronous event writer is about to serialise, so the recorded
+/// entry has the key; the `on_success` actions, run before it, see the
+/// result without it.
+fn complete_info(result: &Value) -> Value {
+    let mut info = result.clone();
+    if let Value::Object(map) = &mut info {
+        map.entry("error").or_insert(Value::Null);
+    }
+    info
+}
+
+/// Runs a post-job action list; a failure is recorded as `action_failed`.
+async fn run_actions(
+    w: &Arc<Worker>,
+    run: &mut Run,
+    events: &mut RunEvents,
+    list: ActionList,
+    result: &Value,
+) {
+    if let Err(text) = actions::run_list(&w.services, &w.clients, run, list, result).await {
+        tracing::error!("{text}");
+        if let Err(e) = events
+            .write(Status::ActionFailed, Value::String(text), false)
+            .await
+        {
+            tracing::error!("cannot record action_failed: {e}");
+        }
+    }
+}

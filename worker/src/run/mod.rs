@@ -1,0 +1,70 @@
+//! One run's lifecycle, in one place: [`admission`] of the message (its
+//! identity, duplicates, the lease, the message and job checks), the run
+//! [`sequence`] (enable checks, limits, state, `event_log`), the
+//! [`attempts`] with their events and post-job actions, and the
+//! [`lease`] keep-alive. The message is deleted only after the run's final
+//! event is written ([`record`]).
+
+mod admission;
+mod attempts;
+mod augmented;
+mod lease;
+mod record;
+mod sequence;
+
+use std::sync::Arc;
+
+use lava_common::store::Received;
+use tracing::Instrument;
+
+use crate::process::Interrupt;
+use crate::worker::{ActiveGuard, Worker};
+
+/// What becomes of a message after its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The run is recorded (or the message is unusable): delete it.
+    Delete,
+    /// Leave it invisible; it comes back after the visibility timeout.
+    Keep,
+    /// Make it visible again now, for another worker (interrupted by shutdown).
+    Release,
+}
+
+/// Handles one received message from start to end, deleting or releasing it.
+pub async fn handle(worker: Arc<Worker>, msg: Received, cancel: Interrupt) {
+    // Every line logged about this message carries its job and run ids
+    // (recorded once known). An error-level span is never filtered out.
+    let span = tracing::error_span!(
+        "run",
+        job_id = tracing::field::Empty,
+        run_id = tracing::field::Empty
+    );
+    handle_in_span(worker, msg, cancel).instrument(span).await;
+}
+
+async fn handle_in_span(worker: Arc<Worker>, msg: Received, cancel: Interrupt) {
+    let mut active = None;
+    let end = match admission::admit(&worker, &msg, &mut active).await {
+        Ok(admission::Admitted { run, mut events }) => {
+            let end = sequence::run(&worker, run, &mut events, &cancel).await;
+            events.stop_keepalive().await;
+            end
+        }
+        Err(end) => end,
+    };
+    let receipt = active.as_ref().map_or_else(
+        || msg.receipt.clone(),
+        |a: &ActiveGuard| a.receipt.current(),
+    );
+    let queue = &worker.queue;
+    let result = match end {
+        End::Delete => worker.queues.delete(queue, &receipt).await,
+        End::Release => worker.queues.change_visibility(queue, &receipt, 0).await,
+        End::Keep => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::error!(message_id = %msg.message_id, "cannot {end:?} message: {e}");
+    }
+    drop(active);
+}

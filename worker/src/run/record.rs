@@ -1,0 +1,35 @@
+//! How a run ends in its events item: the final event (`rejected`,
+//! `skipped`, `failed`, `complete`), written before the message may go.
+
+use lava_common::spec::Status;
+use lava_common::units;
+use serde_json::Value;
+
+use super::End;
+use crate::events::RunEvents;
+
+/// Writes a final `rejected` event; the message goes once it is recorded.
+pub(super) async fn reject(events: &mut RunEvents, text: &str) -> End {
+    tracing::error!("{text}");
+    final_event(events, Status::Rejected, Value::String(text.to_string())).await
+}
+
+/// Writes a final event: the message is deleted once it is recorded, and
+/// kept for another try when it cannot be.
+pub(super) async fn final_event(events: &mut RunEvents, status: Status, info: Value) -> End {
+    match events.write(status, info, true).await {
+        Ok(_) => End::Delete,
+        Err(e) => {
+            tracing::error!(
+                "cannot record the run's final event ({status:?}): {e}; the message stays for another try"
+            );
+            End::Keep
+        }
+    }
+}
+
+/// Writes a final `failed` event for a failure before the first attempt (no actions).
+pub(super) async fn fail_early(events: &mut RunEvents, info: Value) -> End {
+    tracing::error!("{}", units::show(&info));
+    final_event(events, Status::Failed, info).await
+}

@@ -1,0 +1,196 @@
+//! The run sequence of an admitted run: the static `enabled`, the
+//! `starting` event, the limits (`max_run_delay`, `iteration_limit`,
+//! `iteration_delay`), `globals.lava`, state expansion, `event_log`, the
+//! Jinja `enabled`, the job type, the job directory, then the attempts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lava_common::spec::{Enabled, Status};
+use lava_common::{state, timestamp, units};
+use serde_json::{Map, Value};
+
+use super::augmented::Run;
+use super::record::{fail_early, final_event, reject};
+use super::{End, attempts};
+use crate::events::RunEvents;
+use crate::jobs::registry::{self, Lookup};
+use crate::process::Interrupt;
+use crate::worker::Worker;
+
+/// Runs an admitted run to its end.
+pub(super) async fn run(
+    w: &Arc<Worker>,
+    mut run: Run,
+    events: &mut RunEvents,
+    cancel: &Interrupt,
+) -> End {
+    let prefix = run.prefix();
+    let services = &w.services;
+    if run.job.enabled() == Enabled::Static(false) {
+        tracing::info!("{prefix}: not enabled (static)");
+        return final_event(
+            events,
+            Status::Skipped,
+            Value::String("Job not enabled (static)".into()),
+        )
+        .await;
+    }
+    match events.write(Status::Starting, Value::Null, false).await {
+        Ok(t) => run.ts_start = t,
+        Err(e) => {
+            tracing::error!("{prefix}: cannot record the start: {e}");
+            return End::Keep;
+        }
+    }
+    tracing::info!(event_type = "job", "{prefix}: Starting");
+
+    // Limits.
+    if let Some(v) = run.job.field("max_run_delay").filter(|v| !v.is_null()) {
+        // Compared in seconds, never made a `Duration`: any number is a
+        // valid limit, however large.
+        let Ok(limit) = units::duration_value(v) else {
+            return reject(events, &format!("Bad max_run_delay: {}", units::show(v))).await;
+        };
+        let delay = (run.ts_start - run.ts_dispatch).num_seconds() as f64;
+        if delay > limit {
+            return reject(
+                events,
+                &format!("dispatch is more than {} old", units::show(v)),
+            )
+            .await;
+        }
+    }
+    let settings = &services.settings;
+    let max_limit = settings.iteration_max_limit;
+    let limit = match run.job.field("iteration_limit") {
+        None | Some(Value::Null) => 1,
+        Some(v) => match v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        {
+            Some(n) => n,
+            None => {
+                return reject(events, &format!("Bad iteration_limit: {}", units::show(v))).await;
+            }
+        },
+    };
+    if limit > max_limit {
+        return reject(events, &format!("iteration_limit must be <= {max_limit}")).await;
+    }
+    if limit < 1 {
+        return reject(events, "iteration_limit must be >= 1").await;
+    }
+    let delay = match run.job.field("iteration_delay") {
+        None | Some(Value::Null) => Duration::ZERO,
+        Some(v) => match units::duration_value(v).map(|d| (d, units::to_duration(d))) {
+            Ok((d, Ok(delay))) if d >= 0.0 => delay,
+            _ => return reject(events, &format!("Bad iteration_delay: {}", units::show(v))).await,
+        },
+    };
+    if delay > settings.iteration_max_delay.value {
+        let text = &settings.iteration_max_delay.text;
+        return reject(events, &format!("iteration_delay must be <= {text}")).await;
+    }
+
+    complete_lava_globals(&mut run);
+
+    // State expansion.
+    let mut expanded = run.job.state().clone();
+    for (state_id, value) in expanded.iter_mut() {
+        match state::read(services.tables.as_ref(), &services.realm_name, state_id).await {
+            Ok(Some(current)) => *value = current,
+            Ok(None) => {}
+            Err(e) => return fail_early(events, Value::String(format!("State: {e}"))).await,
+        }
+    }
+    run.state = expanded;
+
+    // event_log.
+    if let Some(event_log) = run.job.field("event_log").cloned() {
+        let ctx = run.context(services);
+        let info = match services.renderer.render_json_text(&event_log, &ctx) {
+            Ok(v) => v,
+            Err(e) => Value::String(format!("Error: Bad event_log: {e}")),
+        };
+        if let Err(e) = events.write(Status::Logging, info, false).await {
+            tracing::error!("{prefix}: cannot record event_log: {e}");
+            return End::Keep;
+        }
+    }
+
+    // Dynamic enable: the rendered text, trimmed and lower-cased, must be
+    // "true"; the `skipped` info quotes it that way, as the original does.
+    if let Enabled::Template(template) = run.job.enabled() {
+        let rendered = match services
+            .renderer
+            .render_str(&template, &run.context(services))
+        {
+            Ok(r) => r.trim().to_lowercase(),
+            Err(e) => return reject(events, &format!("Bad enabled: {e}")).await,
+        };
+        if rendered != "true" {
+            let text = format!("Job not enabled (enabled=\"{rendered}\")");
+            return final_event(events, Status::Skipped, Value::String(text)).await;
+        }
+    }
+
+    let type_name = run.job.job_type().to_string();
+    let job_type = match registry::lookup(&type_name) {
+        Lookup::Known(t) => t,
+        Lookup::NotYet => {
+            let text = format!("{type_name}: job type not supported by this worker yet");
+            return fail_early(events, Value::String(text)).await;
+        }
+        Lookup::Unknown => {
+            let text = format!("{type_name}: Unknown job type");
+            return fail_early(events, Value::String(text)).await;
+        }
+    };
+    match std::fs::create_dir(&run.job_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return reject(
+                events,
+                "Job temp dir already exists - possible dispatch overlap",
+            )
+            .await;
+        }
+        Err(e) => {
+            return fail_early(events, Value::String(format!("Cannot create job dir: {e}"))).await;
+        }
+    }
+    let end = attempts::run(w, job_type, &mut run, events, cancel, limit, delay).await;
+    if let Err(e) = std::fs::remove_dir_all(&run.job_dir) {
+        tracing::warn!("cannot remove {}: {e}", run.job_dir.display());
+    }
+    end
+}
+
+/// `globals.lava` defaults for a stand-alone run: the run is its own
+/// master and parent unless the dispatch said otherwise.
+fn complete_lava_globals(run: &mut Run) {
+    let job_id = run.job_id().to_string();
+    let start = timestamp::isoformat(&run.ts_start);
+    let ustart = timestamp::utc_isoformat(&run.ts_start);
+    let lava = run
+        .globals
+        .entry("lava")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !lava.is_object() {
+        *lava = Value::Object(Map::new());
+    }
+    if let Value::Object(lava) = lava {
+        for (key, value) in [
+            ("master_job_id", &job_id),
+            ("parent_job_id", &job_id),
+            ("master_start", &start),
+            ("parent_start", &start),
+            ("master_ustart", &ustart),
+            ("parent_ustart", &ustart),
+        ] {
+            lava.entry(key)
+                .or_insert_with(|| Value::String(value.clone()));
+        }
+    }
+}

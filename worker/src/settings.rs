@@ -1,0 +1,89 @@
+//! The worker's settings: every configuration item the worker, its job types
+//! and its actions read, typed and checked once at start-up (a bad value
+//! refuses start-up with exit 78, never fails a run later).
+
+use std::time::Duration;
+
+use lava_common::settings;
+use lava_common::settings::{Bytes, Configured};
+
+settings! {
+    /// Read before the realm record is known (from the environment and defaults only).
+    pub struct StartupSettings {
+        /// How long start-up retries an unreachable queue or realms table.
+        startup_retry: Duration = "STARTUP_RETRY",
+    }
+}
+
+settings! {
+    /// Read once the realm's `config` map is known.
+    pub struct WorkerSettings {
+        /// Root of the worker's temporary directories.
+        tmpdir: String = "TMPDIR",
+        /// Heartbeat file name, under the worker directory.
+        heartbeat_file: String = "HEARTBEAT_FILE",
+        /// Dispatch suppression file.
+        no_dispatch: Option<String> = "NO_DISPATCH",
+        /// Crontab dispatcher path for `lavasched`.
+        dispatcher: Option<String> = "DISPATCHER",
+        /// Largest `delay` of a `dispatch` action, minutes.
+        sqs_max_delay_mins: i64 = "SQS_MAX_DELAY_MINS",
+        /// Events `ttl` after each event; `None` turns it off.
+        event_ttl: Option<Duration> = "EVENT_TTL",
+        /// `STDERR_SIZE`: bytes of stderr kept in a failure (negative: the tail).
+        stderr_size: i64 = "STDERR_SIZE",
+        /// Give each payload its own `TMPDIR` under the job directory.
+        job_local_tmpdir: bool = "JOB_LOCAL_TMPDIR",
+        /// Longest `iteration_delay`.
+        iteration_max_delay: Configured<Duration> = "ITERATION_MAX_DELAY",
+        /// Largest `iteration_limit`.
+        iteration_max_limit: i64 = "ITERATION_MAX_LIMIT",
+        /// Payload downloader version (`v2` only).
+        payload_downloader: String = "PAYLOAD_DOWNLOADER",
+        /// Seconds to wait after downloading payloads.
+        payload_settling_time: i64 = "PAYLOAD_SETTLING_TIME",
+        /// Delay of jump-start dispatches.
+        jumpstart_delay: Duration = "JUMPSTART_DELAY",
+        /// Default `ttl` of the `state` action.
+        state_ttl: Duration = "STATE_TTL",
+        /// Longest `ttl` of the `state` action.
+        state_max_ttl: Duration = "STATE_MAX_TTL",
+        /// Default `timeout` of `cmd` jobs.
+        cmd_timeout: Duration = "CMD_TIMEOUT",
+        /// Default `timeout` of `exe` jobs.
+        exe_timeout: Duration = "EXE_TIMEOUT",
+        /// Largest `exe` payload.
+        exe_max_payload_size: Configured<Bytes> = "EXE_MAX_PAYLOAD_SIZE",
+        /// Default `timeout` of `pkg` jobs.
+        pkg_timeout: Duration = "PKG_TIMEOUT",
+        /// How long a `pkg` bundle may take to unpack.
+        pkg_unpack_timeout: Duration = "PKG_UNPACK_TIMEOUT",
+        /// Largest `pkg` bundle.
+        pkg_max_payload_size: Configured<Bytes> = "PKG_MAX_PAYLOAD_SIZE",
+        /// How long a drain waits for running jobs.
+        drain_timeout: Duration = "DRAIN_TIMEOUT",
+        /// SIGTERM → SIGKILL grace for payload process groups.
+        kill_grace: Duration = "KILL_GRACE",
+        /// Period of visibility and lease renewal; zero turns it off.
+        visibility_keepalive: Duration = "VISIBILITY_KEEPALIVE",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lava_common::config::Config;
+
+    #[test]
+    fn defaults_load() {
+        let config = Config::default();
+        let s = WorkerSettings::load(&config).expect("defaults");
+        assert_eq!(s.kill_grace, Duration::from_secs(10));
+        assert_eq!(s.iteration_max_delay.text, "5m");
+        assert_eq!(s.exe_max_payload_size.value, Bytes(10_000_000));
+        assert_eq!(
+            StartupSettings::load(&config).map(|s| s.startup_retry).ok(),
+            Some(Duration::from_secs(300))
+        );
+    }
+}
