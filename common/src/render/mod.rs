@@ -440,3 +440,6 @@ fn html_escape(name: &str) -> AutoEscape {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod module_graph;
