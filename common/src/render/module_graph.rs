@@ -421,7 +421,10 @@ fn render_module_graph_reads_every_form_of_reference() {
                fn f() -> &'static str { super::e::h() }"##,
         ),
         ("b.rs", "use crate::render::c::Z; use super::Context;"),
-        ("c.rs", "use super::*; fn f() { d::x(); regex::Regex::new(); }"),
+        (
+            "c.rs",
+            "use super::*; fn f() { d::x(); regex::Regex::new(); }",
+        ),
         ("d.rs", "fn f() { other::super_thing::x(); }"),
         (
             "e.rs",
