@@ -1,19 +1,15 @@
-//! Every Jinja example of the specification and the seed documents, rendered
-//! with its expected output (DECISIONS 9). Expected outputs were checked
+//! The Jinja examples documented for the original's jobs, realms and
+//! actions, and those of sample job definitions, each rendered with its
+//! expected output: these must keep working for a realm to move from the
+//! Python original unchanged. Expected outputs were checked
 //! against Python Jinja2 3.1 with the original's variables.
 //!
-//! Sources (grep `{{` and `{%`):
-//! - spec/actions-state.md: lines 23, 125, 130, 191, 193, 205–216, 225
-//! - spec/connectors.md: line 100 (`CONN_APP_NAME`)
-//! - spec/dispatch.md: lines 264–265 (s3trigger), gotcha 7 (JSON text)
-//! - spec/job-types.md: lines 137, 197, 273, 286 (`{% include %}`), 353,
-//!   515–516 (split before rendering)
-//! - spec/tables.md: lines 232, 248–249, 255, 277
-//! - spec/utilities.md: line 151 (`lava-state get` template)
-//! - spec/worker.md: lines 360 (`CONN_APP_NAME`), 411 (`echo {{ realm.realm }}`)
-//! - seeds/000_daecfbc2f0b5c1f8.txt: lines 69, 78, 86, 91, 97, 131, 136–137, 142
-//! - seeds/001_27ec867d86f3c72e.txt: lines 47–50, 67, 89
-//! - seeds/003_f1fba21fe7950a57.txt: lines 147–160
+//! They cover realm and job actions (`on_fail`/`on_success` messages, state
+//! values, `lava-state get`), connector variables (`CONN_APP_NAME`),
+//! s3trigger globals and parameters, JSON-text against leaf rendering,
+//! `cmd`/`exe`/`pkg`/`sql`/`sqlc`/`db_from_s3` parameters (with
+//! `{% include %}`), `enabled` conditions, `event_log` forms, the ways to read
+//! a state item, and the augmented job's timestamps.
 
 mod render_examples {
     use chrono::DateTime;
@@ -81,8 +77,7 @@ mod render_examples {
         json!({"exit_status": 1, "error": "Failed with exit status 1"})
     }
 
-    // spec/actions-state.md line 23, spec/tables.md line 232: realm on_fail
-    // sns message.
+    // The realm's on_fail sns message.
     #[test]
     fn render_realm_on_fail_message() {
         let ctx = base(json!({}), json!({})).result(&result_failed());
@@ -95,8 +90,7 @@ mod render_examples {
         );
     }
 
-    // spec/actions-state.md line 125: default publisher; lines 130 and
-    // spec/tables.md 255, seeds/000 line 91: state value.
+    // A state action's default publisher and its value.
     #[test]
     fn render_state_action_values() {
         let ctx = base(json!({}), json!({})).result(&json!({}));
@@ -107,7 +101,6 @@ mod render_examples {
         );
     }
 
-    // spec/actions-state.md lines 191, 193, 225; spec/utilities.md line 151:
     // `lava-state get` with the value as `state` and `s`.
     #[test]
     fn render_lava_state_get_templates() {
@@ -128,7 +121,7 @@ mod render_examples {
         assert_eq!(render(&text, "{{ state }}"), "plain text");
     }
 
-    // spec/actions-state.md lines 205–208: on_success actions.
+    // on_success actions.
     #[test]
     fn render_on_success_actions() {
         let renderer = Renderer::new();
@@ -158,8 +151,7 @@ mod render_examples {
         assert_eq!(params, json!({"day": "2024-05-01"}));
     }
 
-    // spec/actions-state.md lines 211–216: on_fail actions; HTML is not
-    // escaped.
+    // on_fail actions; HTML is not escaped.
     #[test]
     fn render_on_fail_actions() {
         let renderer = Renderer::new();
@@ -185,7 +177,7 @@ mod render_examples {
         );
     }
 
-    // spec/connectors.md line 100, spec/worker.md line 360: CONN_APP_NAME.
+    // CONN_APP_NAME of a connector.
     #[test]
     fn render_conn_app_name() {
         let ctx = Context::new()
@@ -215,8 +207,7 @@ mod render_examples {
             .var_with_datetimes("info", &info, &["event_time"])
     }
 
-    // spec/dispatch.md lines 264–265 and seeds/003 lines 147–160:
-    // s3trigger globals and parameters, JSON-text rendering (the original)
+    // s3trigger globals and parameters: JSON-text rendering (the original)
     // and leaf rendering (recommended) give the same result.
     #[test]
     fn render_s3trigger_globals_and_parameters() {
@@ -259,7 +250,8 @@ mod render_examples {
         );
     }
 
-    // spec/dispatch.md gotcha 7: where JSON-text and leaf rendering differ.
+    // Where JSON-text and leaf rendering differ: a rendered quote breaks
+    // the JSON text, a rendered backslash is JSON-unescaped.
     #[test]
     fn render_json_text_gotchas() {
         let renderer = Renderer::new();
@@ -287,8 +279,7 @@ mod render_examples {
         words.iter().map(|w| renderer.render_str(w, ctx)).collect()
     }
 
-    // spec/job-types.md line 137: cmd payload with vars; lines 515,
-    // spec/worker.md 411: a spaced expression split into words fails.
+    // cmd payload with vars; a spaced expression split into words fails.
     #[test]
     fn render_cmd_words() {
         let ctx = base(json!({}), json!({})).vars(&json!({"fs": "/data"}));
@@ -308,7 +299,7 @@ mod render_examples {
         );
     }
 
-    // spec/job-types.md line 197: exe/pkg command.
+    // exe/pkg command.
     #[test]
     fn render_command_parameter() {
         let ctx = base(json!({}), json!({}));
@@ -318,8 +309,8 @@ mod render_examples {
         );
     }
 
-    // spec/job-types.md lines 273, 516: sql statements are split before
-    // rendering, so a block spanning statements does not compile.
+    // sql statements are split before rendering, so a block spanning
+    // statements does not compile.
     #[test]
     fn render_sql_statements() {
         let ctx = base(json!({}), json!({}));
@@ -346,8 +337,8 @@ mod render_examples {
         );
     }
 
-    // spec/job-types.md line 286: sqlc files include sibling payload files;
-    // HTML autoescape only for .html/.htm/.xml.
+    // sqlc files include sibling payload files; HTML autoescape only for
+    // .html/.htm/.xml.
     #[test]
     fn render_sqlc_include() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -382,7 +373,7 @@ mod render_examples {
         );
     }
 
-    // spec/job-types.md line 353: db_from_s3 bucket/key from globals.
+    // db_from_s3 bucket/key from globals.
     #[test]
     fn render_db_from_s3_parameters() {
         let ctx = base(
@@ -397,7 +388,7 @@ mod render_examples {
         );
     }
 
-    // spec/tables.md lines 248–249, 277: cmd payload and env.
+    // cmd payload and env of a job item.
     #[test]
     fn render_tables_cmd_example() {
         let ctx = base(json!({}), json!({}));
@@ -411,7 +402,7 @@ mod render_examples {
         );
     }
 
-    // seeds/000 line 69: palindromic global enables the job.
+    // A palindromic global enables the job.
     #[test]
     fn render_enabled_palindrome() {
         let t = "{% set word = globals.a | lower %}{{ word == word | reverse }}";
@@ -422,7 +413,7 @@ mod render_examples {
         assert_eq!(render(&base(json!({"a": "Lava"}), json!({})), t), "False");
     }
 
-    // seeds/000 line 78: odd state value enables the job.
+    // An odd state value enables the job.
     #[test]
     fn render_enabled_odd_state() {
         let t = "{% set val = state['sid'].x | int %}{{ val % 2 == 1 }}";
@@ -442,8 +433,8 @@ mod render_examples {
         assert!(err.to_string().contains("undefined"), "{err}");
     }
 
-    // seeds/000 lines 86 and 97: datetime arithmetic in `enabled` and
-    // `event_log` (JSON-text rendering).
+    // Datetime arithmetic in `enabled` and `event_log` (JSON-text
+    // rendering).
     #[test]
     fn render_enabled_time_since_last_run() {
         let enabled = "{% set ts=utils.parsedate.parse(state['sid']) %}{{ ustart-ts > utils.timedelta(hours=4) }}";
@@ -466,7 +457,7 @@ mod render_examples {
         assert_eq!(render(&local, event_log), "Time since last run: 6:00:00");
     }
 
-    // seeds/000 lines 131, 136–137, 142: event_log forms (JSON-text).
+    // event_log forms (JSON-text).
     #[test]
     fn render_event_log_forms() {
         let renderer = Renderer::new();
@@ -505,7 +496,7 @@ mod render_examples {
         ));
     }
 
-    // seeds/001 lines 47–50: four ways to read a state item.
+    // Four ways to read a state item.
     #[test]
     fn render_state_access_forms() {
         let ctx = base(json!({}), json!({"my_state_id": {"lines": "45"}}));
@@ -519,7 +510,7 @@ mod render_examples {
         }
     }
 
-    // seeds/001 lines 67 and 89: line counter and reporter jobs.
+    // Line counter and reporter jobs.
     #[test]
     fn render_line_counter_jobs() {
         let ctx = base(
@@ -539,8 +530,8 @@ mod render_examples {
         );
     }
 
-    // spec/worker.md §6.3–6.4 and spec/dispatch.md §5: the augmented job's
-    // timestamps are datetimes.
+    // The augmented job's timestamps are datetimes, as the original keeps
+    // them.
     #[test]
     fn render_augmented_job_timestamps() {
         let ctx = base(lava_globals(json!({})), json!({}));

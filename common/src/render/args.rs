@@ -1,5 +1,8 @@
 //! Argument handling for the Python-style callables offered to templates:
-//! positional arguments followed by optional keyword arguments.
+//! positional arguments followed by optional keyword arguments, arity
+//! checks, and the error every such check raises. It knows no value type:
+//! `str_arg`, whose message names the Python type of a wrong argument,
+//! lives with the type names in `pytype.rs`.
 
 use std::borrow::Cow;
 
@@ -49,25 +52,6 @@ pub(crate) fn arg(
     Ok(value.filter(|v| !v.is_none() && !v.is_undefined()))
 }
 
-/// One required string argument by position or keyword.
-pub(crate) fn str_arg(
-    positional: &[Value],
-    kwargs: Option<&Kwargs>,
-    idx: usize,
-    name: &str,
-) -> Result<String, Error> {
-    match arg(positional, kwargs, idx, name)? {
-        Some(v) => match v.as_str() {
-            Some(s) => Ok(s.to_string()),
-            None => Err(invalid(format!(
-                "argument '{name}' must be a string, not {}",
-                super::delta::type_name(&v)
-            ))),
-        },
-        None => Err(invalid(format!("missing required argument '{name}'"))),
-    }
-}
-
 /// One optional integer argument by position or keyword.
 pub(crate) fn int_arg(
     positional: &[Value],
@@ -100,5 +84,25 @@ pub(crate) fn at_most(name: &str, positional: &[Value], n: usize) -> Result<(), 
         )))
     } else {
         Ok(())
+    }
+}
+
+/// Fails when a method that takes no arguments got some.
+pub(crate) fn no_args(method: &str, args: &[Value]) -> Result<(), Error> {
+    if args.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(format!("{method}() takes no arguments")))
+    }
+}
+
+/// The one string argument of a method such as `strftime(format)`.
+pub(crate) fn one_str(method: &str, args: &[Value]) -> Result<String, Error> {
+    match args {
+        [v] => v
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| invalid(format!("{method}() argument must be str, not {v}"))),
+        _ => Err(invalid(format!("{method}() takes exactly one argument"))),
     }
 }

@@ -1,6 +1,7 @@
 //! Python's `datetime.datetime`, `datetime.date` and `datetime.time` as
-//! template objects, and the classes `utils.datetime`, `utils.date` and
-//! `utils.time` that construct them.
+//! template objects: their arithmetic, attributes, methods and printing.
+//! The classes `utils.datetime`, `utils.date` and `utils.time` that
+//! construct them are in `classes.rs`.
 //!
 //! A datetime is a wall-clock time plus an optional zone, as in Python:
 //! arithmetic works on the wall clock and keeps the zone; the offset is
@@ -15,11 +16,11 @@ use chrono::{
     TimeZone, Timelike, Utc,
 };
 use chrono_tz::{OffsetName, Tz};
-use minijinja::value::{DynObject, Object, ObjectRepr, Tuple, Value, ValueKind};
+use minijinja::value::{DynObject, Object, ObjectRepr, Tuple, Value};
 use minijinja::{Error, ErrorKind, State};
 
-use super::args::{arg, at_most, finish, int_arg, invalid, split_args, str_arg};
-use super::delta::{RelativeDelta, TimeDelta, no_args};
+use super::args::{arg, at_most, finish, int_arg, invalid, no_args, one_str, split_args};
+use super::delta::{RelativeDelta, TimeDelta};
 use super::timefmt::{self, offset_text};
 
 /// The zone of an aware datetime.
@@ -71,7 +72,7 @@ impl Zone {
     }
 
     /// The wall-clock time of a UTC instant in this zone.
-    fn wall_of_utc(&self, utc: &NaiveDateTime) -> NaiveDateTime {
+    pub(crate) fn wall_of_utc(&self, utc: &NaiveDateTime) -> NaiveDateTime {
         match self {
             Zone::Utc => *utc,
             Zone::Fixed(o) => *utc + Duration::seconds(i64::from(o.local_minus_utc())),
@@ -126,7 +127,8 @@ pub(crate) struct PyDateTime {
     zone: Option<Zone>,
 }
 
-fn out_of_range() -> Error {
+/// Python's error for a date outside years 1 to 9999.
+pub(crate) fn out_of_range() -> Error {
     invalid("date value out of range")
 }
 
@@ -171,6 +173,11 @@ impl PyDateTime {
     /// The datetime as a template value.
     pub(crate) fn into_value(self) -> Value {
         Value::from_object(self)
+    }
+
+    /// The wall-clock time.
+    pub(crate) fn wall(&self) -> NaiveDateTime {
+        self.wall
     }
 
     /// The offset, for aware values.
@@ -276,7 +283,9 @@ impl PyDateTime {
         timefmt::strftime(&self.wall, zone, fmt)
     }
 
-    fn astimezone(&self, tz: Option<&Value>) -> Result<PyDateTime, Error> {
+    /// `astimezone(tz)`: the same instant in another zone (the local one
+    /// when `tz` is absent).
+    pub(crate) fn astimezone(&self, tz: Option<&Value>) -> Result<PyDateTime, Error> {
         let utc = self.utc();
         let zone = match tz {
             None => {
@@ -322,7 +331,7 @@ impl PyDateTime {
 }
 
 /// The zone named by a template value: text, or `none` for UTC's absence.
-fn zone_arg(v: &Value) -> Result<Zone, Error> {
+pub(crate) fn zone_arg(v: &Value) -> Result<Zone, Error> {
     match v.as_str() {
         Some(name) => {
             Zone::parse(name).ok_or_else(|| invalid(format!("unknown time zone: {name}")))
@@ -338,7 +347,7 @@ fn to_u32(n: i64, what: &str) -> Result<u32, Error> {
 }
 
 /// A date from Python constructor arguments.
-fn make_date(year: i64, month: i64, day: i64) -> Result<NaiveDate, Error> {
+pub(crate) fn make_date(year: i64, month: i64, day: i64) -> Result<NaiveDate, Error> {
     if !(1..=9999).contains(&year) {
         return Err(invalid(format!("year {year} is out of range")));
     }
@@ -350,7 +359,12 @@ fn make_date(year: i64, month: i64, day: i64) -> Result<NaiveDate, Error> {
 }
 
 /// A time from Python constructor arguments.
-fn make_time(hour: i64, minute: i64, second: i64, micro: i64) -> Result<NaiveTime, Error> {
+pub(crate) fn make_time(
+    hour: i64,
+    minute: i64,
+    second: i64,
+    micro: i64,
+) -> Result<NaiveTime, Error> {
     if !(0..24).contains(&hour) {
         return Err(invalid("hour must be in 0..23"));
     }
@@ -406,16 +420,6 @@ fn iso_args(args: &[Value], with_sep: bool) -> Result<(String, String), Error> {
         .unwrap_or_else(|| "auto".to_string());
     finish(kw)?;
     Ok((sep, timespec))
-}
-
-fn one_str(method: &str, args: &[Value]) -> Result<String, Error> {
-    match args {
-        [v] => v
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| invalid(format!("{method}() argument must be str, not {v}"))),
-        _ => Err(invalid(format!("{method}() takes exactly one argument"))),
-    }
 }
 
 impl fmt::Display for PyDateTime {
@@ -755,236 +759,4 @@ impl Object for PyTime {
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self.as_ref(), f)
     }
-}
-
-/// Which Python class a [`DateClass`] stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ClassKind {
-    /// `datetime.datetime`.
-    DateTime,
-    /// `datetime.date`.
-    Date,
-    /// `datetime.time`.
-    Time,
-}
-
-/// The classes `utils.datetime`, `utils.date` and `utils.time`: callable to
-/// construct, with Python's class methods (`now`, `strptime`, ...).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DateClass(pub(crate) ClassKind);
-
-impl DateClass {
-    fn construct(&self, args: &[Value]) -> Result<Value, Error> {
-        let (positional, kwargs) = split_args(args)?;
-        let kw = kwargs.as_ref();
-        let need = |idx: usize, name: &str| -> Result<i64, Error> {
-            int_arg(positional, kw, idx, name)?
-                .ok_or_else(|| invalid(format!("missing required argument '{name}'")))
-        };
-        let opt = |idx: usize, name: &str| -> Result<i64, Error> {
-            Ok(int_arg(positional, kw, idx, name)?.unwrap_or(0))
-        };
-        let value = match self.0 {
-            ClassKind::DateTime => {
-                at_most("datetime", positional, 7)?;
-                let date = make_date(need(0, "year")?, need(1, "month")?, need(2, "day")?)?;
-                let time = make_time(
-                    opt(3, "hour")?,
-                    opt(4, "minute")?,
-                    opt(5, "second")?,
-                    opt(6, "microsecond")?,
-                )?;
-                let zone = match kw {
-                    Some(k) if k.has("tzinfo") => {
-                        let v: Value = k.get("tzinfo")?;
-                        if v.is_none() {
-                            None
-                        } else {
-                            Some(zone_arg(&v)?)
-                        }
-                    }
-                    _ => None,
-                };
-                PyDateTime::new(date.and_time(time), zone)?.into_value()
-            }
-            ClassKind::Date => {
-                at_most("date", positional, 3)?;
-                Value::from_object(PyDate(make_date(
-                    need(0, "year")?,
-                    need(1, "month")?,
-                    need(2, "day")?,
-                )?))
-            }
-            ClassKind::Time => {
-                at_most("time", positional, 4)?;
-                Value::from_object(PyTime(make_time(
-                    opt(0, "hour")?,
-                    opt(1, "minute")?,
-                    opt(2, "second")?,
-                    opt(3, "microsecond")?,
-                )?))
-            }
-        };
-        finish(kw)?;
-        Ok(value)
-    }
-
-    fn name(&self) -> &'static str {
-        match self.0 {
-            ClassKind::DateTime => "datetime.datetime",
-            ClassKind::Date => "datetime.date",
-            ClassKind::Time => "datetime.time",
-        }
-    }
-}
-
-/// Turns a parsed datetime into the value a class method returns.
-fn parsed_value(kind: ClassKind, parsed: timefmt::Parsed) -> Result<Value, Error> {
-    let dt = PyDateTime::from_parsed(parsed)?;
-    Ok(match kind {
-        ClassKind::DateTime => dt.into_value(),
-        ClassKind::Date => Value::from_object(PyDate(dt.wall.date())),
-        ClassKind::Time => Value::from_object(PyTime(dt.wall.time())),
-    })
-}
-
-impl Object for DateClass {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        self.construct(args)
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        let kind = self.0;
-        match (kind, method) {
-            (ClassKind::DateTime, "now") | (ClassKind::Date, "today") => {
-                let (positional, kwargs) = split_args(args)?;
-                at_most(method, positional, 1)?;
-                let tz = arg(positional, kwargs.as_ref(), 0, "tz")?;
-                finish(kwargs.as_ref())?;
-                let (wall, _) = timefmt::now_local();
-                let now = PyDateTime::new(wall, None)?;
-                let now = match tz {
-                    Some(tz) => now.astimezone(Some(&tz))?,
-                    None => now,
-                };
-                Ok(match kind {
-                    ClassKind::Date => Value::from_object(PyDate(now.wall.date())),
-                    _ => now.into_value(),
-                })
-            }
-            (ClassKind::DateTime, "today") => {
-                no_args(method, args)?;
-                Ok(PyDateTime::new(timefmt::now_local().0, None)?.into_value())
-            }
-            (ClassKind::DateTime, "utcnow") => {
-                no_args(method, args)?;
-                Ok(PyDateTime::new(Utc::now().naive_utc(), None)?.into_value())
-            }
-            (ClassKind::DateTime, "strptime") => {
-                let (positional, kwargs) = split_args(args)?;
-                let kw = kwargs.as_ref();
-                let text = str_arg(positional, kw, 0, "date_string")?;
-                let fmt = str_arg(positional, kw, 1, "format")?;
-                finish(kw)?;
-                let parsed = timefmt::strptime(&text, &fmt).ok_or_else(|| {
-                    invalid(format!("time data '{text}' does not match format '{fmt}'"))
-                })?;
-                parsed_value(kind, parsed)
-            }
-            (_, "fromisoformat") => {
-                let text = one_str(method, args)?;
-                let parsed = match kind {
-                    ClassKind::Time => timefmt::isoparse(&format!("2000-01-01T{text}")),
-                    _ => timefmt::isoparse(&text),
-                };
-                let parsed =
-                    parsed.ok_or_else(|| invalid(format!("Invalid isoformat string: '{text}'")))?;
-                parsed_value(kind, parsed)
-            }
-            (ClassKind::DateTime | ClassKind::Date, "fromtimestamp") => {
-                let (positional, kwargs) = split_args(args)?;
-                let kw = kwargs.as_ref();
-                let ts = arg(positional, kw, 0, "timestamp")?
-                    .ok_or_else(|| invalid("missing required argument 'timestamp'"))?;
-                let tz = arg(positional, kw, 1, "tz")?;
-                finish(kw)?;
-                let secs = f64::try_from(ts.clone())
-                    .map_err(|_| invalid(format!("a number is required, not {ts}")))?;
-                let micros = (secs * 1e6).round();
-                if !micros.is_finite() || micros.abs() > 3e17 {
-                    return Err(out_of_range());
-                }
-                let utc = DateTime::<Utc>::from_timestamp_micros(micros as i64)
-                    .ok_or_else(out_of_range)?
-                    .naive_utc();
-                let zone = match tz {
-                    Some(ref tz) => zone_arg(tz)?,
-                    None => Zone::from_offset(Local.from_utc_datetime(&utc).offset().fix()),
-                };
-                let wall = zone.wall_of_utc(&utc);
-                Ok(match (kind, tz.is_some()) {
-                    (ClassKind::Date, _) => Value::from_object(PyDate(wall.date())),
-                    (_, true) => PyDateTime::new(wall, Some(zone))?.into_value(),
-                    (_, false) => PyDateTime::new(wall, None)?.into_value(),
-                })
-            }
-            (ClassKind::DateTime, "combine") => match args {
-                [d, t] => {
-                    let d = d
-                        .downcast_object_ref::<PyDate>()
-                        .ok_or_else(|| invalid("combine() argument 1 must be datetime.date"))?;
-                    let t = t
-                        .downcast_object_ref::<PyTime>()
-                        .ok_or_else(|| invalid("combine() argument 2 must be datetime.time"))?;
-                    Ok(PyDateTime::new(d.0.and_time(t.0), None)?.into_value())
-                }
-                _ => Err(invalid("combine() takes exactly two arguments")),
-            },
-            _ => Err(Error::from(ErrorKind::UnknownMethod)),
-        }
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<class '{}'>", self.name())
-    }
-}
-
-/// `utils.dateutil.parser.parse` / `utils.parsedate.parse`.
-pub(crate) fn parse_lenient(args: &[Value]) -> Result<Value, Error> {
-    let (positional, kwargs) = split_args(args)?;
-    let text = str_arg(positional, kwargs.as_ref(), 0, "timestr")?;
-    finish(kwargs.as_ref())?;
-    let parsed = timefmt::parse_lenient(&text)
-        .ok_or_else(|| invalid(format!("Unknown string format: {text}")))?;
-    Ok(PyDateTime::from_parsed(parsed)?.into_value())
-}
-
-/// `utils.dateutil.parser.isoparse` / `utils.parsedate.isoparse`.
-pub(crate) fn parse_iso(args: &[Value]) -> Result<Value, Error> {
-    let (positional, kwargs) = split_args(args)?;
-    let text = str_arg(positional, kwargs.as_ref(), 0, "dt_str")?;
-    finish(kwargs.as_ref())?;
-    let parsed = timefmt::isoparse(text.trim())
-        .ok_or_else(|| invalid(format!("ISO string too short or invalid: {text}")))?;
-    Ok(PyDateTime::from_parsed(parsed)?.into_value())
-}
-
-/// Whether a template value is one of the date/time objects of this module.
-pub(crate) fn is_temporal(v: &Value) -> bool {
-    v.as_object().is_some_and(|o| {
-        o.downcast_ref::<PyDateTime>().is_some()
-            || o.downcast_ref::<PyDate>().is_some()
-            || o.downcast_ref::<PyTime>().is_some()
-            || o.downcast_ref::<TimeDelta>().is_some()
-            || o.downcast_ref::<RelativeDelta>().is_some()
-    }) && v.kind() != ValueKind::Undefined
 }

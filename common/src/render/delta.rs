@@ -1,16 +1,17 @@
 //! Durations: Python's `datetime.timedelta` and dateutil's `relativedelta`
-//! as template objects, with the constructors `utils.timedelta(...)` and
-//! `utils.dateutil.relativedelta.relativedelta(...)`.
+//! as template objects, their arithmetic, attributes and printing. The
+//! classes that build them from template arguments (`utils.timedelta(...)`,
+//! `relativedelta(...)`) are in `classes.rs`.
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Timelike};
-use minijinja::value::{DynObject, Object, ObjectRepr, Value, ValueKind};
+use minijinja::value::{DynObject, Object, ObjectRepr, Value};
 use minijinja::{Error, ErrorKind, State};
 
-use super::args::{invalid, kwarg_names, split_args};
+use super::args::{invalid, no_args};
 
 const MICROS_PER_SECOND: i128 = 1_000_000;
 const MICROS_PER_DAY: i128 = 86_400 * MICROS_PER_SECOND;
@@ -55,71 +56,6 @@ impl TimeDelta {
         (days, rest / MICROS_PER_SECOND, rest % MICROS_PER_SECOND)
     }
 
-    /// `utils.timedelta(days=0, seconds=0, microseconds=0, milliseconds=0,
-    /// minutes=0, hours=0, weeks=0)`, positionally or by keyword; numbers
-    /// may be fractional (rounded to the microsecond, half to even).
-    pub(crate) fn construct(args: &[Value]) -> Result<TimeDelta, Error> {
-        const NAMES: [(&str, f64); 7] = [
-            ("days", 86_400e6),
-            ("seconds", 1e6),
-            ("microseconds", 1.0),
-            ("milliseconds", 1e3),
-            ("minutes", 60e6),
-            ("hours", 3_600e6),
-            ("weeks", 604_800e6),
-        ];
-        let (positional, kwargs) = split_args(args)?;
-        if positional.len() > NAMES.len() {
-            return Err(invalid("timedelta() takes at most 7 arguments"));
-        }
-        let mut whole: i128 = 0;
-        let mut frac: f64 = 0.0;
-        let mut add = |name: &str, factor: f64, v: &Value| -> Result<(), Error> {
-            if v.is_integer() || v.kind() == ValueKind::Bool {
-                let n = i128::try_from(v.clone())
-                    .map_err(|_| invalid(format!("timedelta {name}: bad number {v}")))?;
-                // factor is a whole number of microseconds for every unit.
-                whole = n
-                    .checked_mul(factor as i128)
-                    .and_then(|x| whole.checked_add(x))
-                    .ok_or_else(|| invalid("timedelta out of range"))?;
-            } else if v.kind() == ValueKind::Number {
-                let x = f64::try_from(v.clone()).unwrap_or(f64::NAN) * factor;
-                if !x.is_finite() {
-                    return Err(invalid(format!("timedelta {name}: cannot convert {v}")));
-                }
-                frac += x;
-            } else {
-                return Err(invalid(format!(
-                    "unsupported type for timedelta {name} component: {}",
-                    type_name(v)
-                )));
-            }
-            Ok(())
-        };
-        for (idx, v) in positional.iter().enumerate() {
-            let (name, factor) = NAMES[idx];
-            add(name, factor, v)?;
-        }
-        if let Some(kwargs) = kwargs {
-            for key in kwarg_names(&kwargs) {
-                let Some((name, factor)) = NAMES.iter().find(|(n, _)| *n == key) else {
-                    return Err(invalid(format!(
-                        "'{key}' is an invalid keyword argument for timedelta()"
-                    )));
-                };
-                let v: Value = kwargs.get(name)?;
-                add(name, *factor, &v)?;
-            }
-            kwargs.assert_all_used()?;
-        }
-        let frac_micros = round_half_even(frac);
-        if frac_micros.abs() > 1e20 {
-            return Err(invalid("timedelta out of range"));
-        }
-        TimeDelta::from_micros(whole + frac_micros as i128)
-    }
-
     /// Python's `repr()`: `datetime.timedelta(days=1, seconds=3600)`.
     pub(crate) fn repr(&self) -> String {
         let (days, seconds, micros) = self.parts();
@@ -137,15 +73,6 @@ impl TimeDelta {
             parts.push("0".to_string());
         }
         format!("datetime.timedelta({})", parts.join(", "))
-    }
-}
-
-fn round_half_even(x: f64) -> f64 {
-    let r = x.round();
-    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 {
-        r - x.signum()
-    } else {
-        r
     }
 }
 
@@ -214,49 +141,6 @@ impl Object for TimeDelta {
     }
 }
 
-/// Fails when a method that takes no arguments got some.
-pub(crate) fn no_args(method: &str, args: &[Value]) -> Result<(), Error> {
-    if args.is_empty() {
-        Ok(())
-    } else {
-        Err(invalid(format!("{method}() takes no arguments")))
-    }
-}
-
-/// Python's type name of a template value, for error messages.
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    if let Some(obj) = v.as_object() {
-        if obj.downcast_ref::<TimeDelta>().is_some() {
-            return "datetime.timedelta";
-        }
-        if obj.downcast_ref::<RelativeDelta>().is_some() {
-            return "relativedelta";
-        }
-        if obj.downcast_ref::<super::datetime::PyDateTime>().is_some() {
-            return "datetime.datetime";
-        }
-        if obj.downcast_ref::<super::datetime::PyDate>().is_some() {
-            return "datetime.date";
-        }
-        if obj.downcast_ref::<super::datetime::PyTime>().is_some() {
-            return "datetime.time";
-        }
-    }
-    match v.kind() {
-        ValueKind::Undefined => "Undefined",
-        ValueKind::None => "NoneType",
-        ValueKind::Bool => "bool",
-        ValueKind::Number if v.is_integer() => "int",
-        ValueKind::Number => "float",
-        ValueKind::String => "str",
-        ValueKind::Bytes => "bytes",
-        ValueKind::Seq if v.is_tuple() => "tuple",
-        ValueKind::Seq | ValueKind::Iterable => "list",
-        ValueKind::Map => "dict",
-        _ => "object",
-    }
-}
-
 /// dateutil's `relativedelta`: relative fields add calendar amounts,
 /// absolute fields (singular names) replace them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -278,7 +162,7 @@ pub(crate) struct RelativeDelta {
 }
 
 /// The relative fields of a relativedelta, in dateutil's print order.
-const RELATIVE: [&str; 7] = [
+pub(crate) const RELATIVE: [&str; 7] = [
     "years",
     "months",
     "days",
@@ -288,7 +172,7 @@ const RELATIVE: [&str; 7] = [
     "microseconds",
 ];
 /// The absolute fields of a relativedelta, in dateutil's print order.
-const ABSOLUTE: [&str; 7] = [
+pub(crate) const ABSOLUTE: [&str; 7] = [
     "year",
     "month",
     "day",
@@ -336,38 +220,11 @@ impl RelativeDelta {
         self
     }
 
-    /// `relativedelta(years=, months=, weeks=, days=, hours=, minutes=,
-    /// seconds=, microseconds=, year=, month=, day=, hour=, minute=,
-    /// second=, microsecond=)`: keywords only, whole numbers only.
-    pub(crate) fn construct(args: &[Value]) -> Result<RelativeDelta, Error> {
-        let (positional, kwargs) = split_args(args)?;
-        if !positional.is_empty() {
-            return Err(invalid(
-                "relativedelta(dt1, dt2) is not supported: use keyword arguments",
-            ));
-        }
+    /// A relativedelta from its relative fields (in [`RELATIVE`] order) and
+    /// absolute fields (in [`ABSOLUTE`] order), overflowing units carried
+    /// upwards as dateutil does.
+    pub(crate) fn from_fields(relative: [i64; 7], absolute: [Option<i64>; 7]) -> RelativeDelta {
         let mut rd = RelativeDelta::default();
-        let Some(kwargs) = kwargs else {
-            return Ok(rd);
-        };
-        let mut rel = rd.relative();
-        let mut abs = rd.absolute();
-        for key in kwarg_names(&kwargs) {
-            let v: Value = kwargs.get(&key)?;
-            let n = whole_number(&key, &v)?;
-            if key == "weeks" {
-                rel[2] = rel[2].saturating_add(n.saturating_mul(7));
-            } else if let Some(i) = RELATIVE.iter().position(|k| *k == key) {
-                rel[i] = rel[i].saturating_add(n);
-            } else if let Some(i) = ABSOLUTE.iter().position(|k| *k == key) {
-                abs[i] = Some(n);
-            } else {
-                return Err(invalid(format!(
-                    "relativedelta() got an unexpected keyword argument '{key}'"
-                )));
-            }
-        }
-        kwargs.assert_all_used()?;
         [
             rd.year,
             rd.month,
@@ -376,9 +233,8 @@ impl RelativeDelta {
             rd.minute,
             rd.second,
             rd.microsecond,
-        ] = abs;
-        rd = rd.with_relative(rel);
-        Ok(rd.fixed())
+        ] = absolute;
+        rd.with_relative(relative).fixed()
     }
 
     /// dateutil's `_fix()`: carries overflowing units upwards, keeping signs.
@@ -515,25 +371,6 @@ pub(crate) fn days_in_month(year: i32, month: u32) -> Option<u32> {
     u32::try_from((next - first).num_days()).ok()
 }
 
-fn whole_number(name: &str, v: &Value) -> Result<i64, Error> {
-    if v.is_integer() || v.kind() == ValueKind::Bool {
-        return i64::try_from(v.clone()).map_err(|_| invalid(format!("{name}: {v} is too large")));
-    }
-    if v.kind() == ValueKind::Number {
-        let x = f64::try_from(v.clone()).unwrap_or(f64::NAN);
-        if x.fract() == 0.0 && x.abs() < 9e15 {
-            return Ok(x as i64);
-        }
-        return Err(invalid(format!(
-            "relativedelta {name}={v}: only whole numbers are supported"
-        )));
-    }
-    Err(invalid(format!(
-        "relativedelta {name}: expected a number, got {}",
-        type_name(v)
-    )))
-}
-
 /// Python's `'{:+g}'.format(n)` for an integer.
 fn plus_g(n: i64) -> String {
     if n.abs() < 1_000_000 {
@@ -597,84 +434,5 @@ impl Object for RelativeDelta {
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self.as_ref(), f)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use minijinja::value::Kwargs;
-
-    fn kw(items: &[(&str, Value)]) -> Vec<Value> {
-        vec![Value::from(Kwargs::from_iter(
-            items.iter().map(|(k, v)| (*k, v.clone())),
-        ))]
-    }
-
-    #[test]
-    fn render_timedelta_str_like_python() {
-        let td = |items: &[(&str, Value)]| TimeDelta::construct(&kw(items)).expect("td");
-        assert_eq!(td(&[("hours", Value::from(4))]).to_string(), "4:00:00");
-        assert_eq!(
-            td(&[("days", Value::from(1))]).to_string(),
-            "1 day, 0:00:00"
-        );
-        assert_eq!(
-            td(&[("days", Value::from(-1))]).to_string(),
-            "-1 day, 0:00:00"
-        );
-        assert_eq!(
-            td(&[("hours", Value::from(-1))]).to_string(),
-            "-1 day, 23:00:00"
-        );
-        assert_eq!(
-            td(&[("seconds", Value::from(0.5))]).to_string(),
-            "0:00:00.500000"
-        );
-        assert_eq!(
-            td(&[("weeks", Value::from(2)), ("minutes", Value::from(3))]).to_string(),
-            "14 days, 0:03:00"
-        );
-        assert_eq!(td(&[]).repr(), "datetime.timedelta(0)");
-        assert_eq!(
-            td(&[("days", Value::from(1)), ("hours", Value::from(1))]).repr(),
-            "datetime.timedelta(days=1, seconds=3600)"
-        );
-        let positional = TimeDelta::construct(&[Value::from(1), Value::from(30)]).expect("td");
-        assert_eq!(positional.to_string(), "1 day, 0:00:30");
-        assert!(TimeDelta::construct(&kw(&[("fortnights", Value::from(1))])).is_err());
-        assert!(TimeDelta::construct(&kw(&[("days", Value::from(1_000_000_000))])).is_err());
-    }
-
-    #[test]
-    fn render_relativedelta_like_dateutil() {
-        let rd = |items: &[(&str, Value)]| RelativeDelta::construct(&kw(items)).expect("rd");
-        let m1 = rd(&[("months", Value::from(1))]);
-        assert_eq!(m1.to_string(), "relativedelta(months=+1)");
-        let jan31 = NaiveDate::from_ymd_opt(2024, 1, 31)
-            .and_then(|d| d.and_hms_opt(10, 0, 0))
-            .expect("date");
-        assert_eq!(
-            m1.apply(jan31).expect("apply").to_string(),
-            "2024-02-29 10:00:00"
-        );
-        assert_eq!(
-            m1.negate().apply(jan31).expect("apply").to_string(),
-            "2023-12-31 10:00:00"
-        );
-        let mixed = rd(&[
-            ("months", Value::from(14)),
-            ("hours", Value::from(25)),
-            ("day", Value::from(1)),
-        ]);
-        assert_eq!(
-            mixed.to_string(),
-            "relativedelta(years=+1, months=+2, days=+1, hours=+1, day=1)"
-        );
-        assert_eq!(
-            rd(&[("days", Value::from(1_234_567))]).to_string(),
-            "relativedelta(days=+1.23457e+06)"
-        );
-        assert!(RelativeDelta::construct(&kw(&[("months", Value::from(1.5))])).is_err());
     }
 }

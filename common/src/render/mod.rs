@@ -1,5 +1,5 @@
 //! Jinja rendering of job fields, actions and s3trigger values as the
-//! Python original renders them (spec/worker.md §6.3–6.4).
+//! Python original renders them.
 //!
 //! One [`Renderer`] holds a minijinja environment configured once: no
 //! autoescaping, undefined names print as empty text (attribute access on
@@ -14,13 +14,22 @@
 //! arithmetic (`ustart - ts > utils.timedelta(hours=4)`) works: see
 //! `ops.rs`. What differs from Python Jinja is listed in COMPATIBILITY.md
 //! beside this file.
+//!
+//! The modules build on one another without cycles (a test in
+//! `module_graph.rs` checks): `args` and `timefmt` at the bottom; the
+//! values `delta`, `datetime` and `pyuuid`; `pytype` (type names) and
+//! `python` (printing) above them; then `classes`, `regex`, `ops`,
+//! `filters` and `utils`, which this module puts together.
 
 mod args;
+mod classes;
 mod datetime;
 mod delta;
 mod filters;
 mod ops;
 mod python;
+mod pytype;
+mod pyuuid;
 mod regex;
 mod timefmt;
 mod utils;
@@ -76,7 +85,7 @@ impl RenderError {
 }
 
 /// Paths (dotted, from the job item) that hold timestamps the original
-/// keeps as datetimes (spec/worker.md §6.1, spec/dispatch.md §5).
+/// keeps as datetimes, so templates can do datetime arithmetic on them.
 const JOB_DATETIMES: [&str; 7] = [
     "ts_dispatch",
     "ts_start",
@@ -120,7 +129,7 @@ impl Context {
         ctx
     }
 
-    /// The base context of a job run (spec/worker.md §6.3): `job` (the
+    /// The base context of a job run: `job` (the
     /// augmented job), `realm`, `globals` and `state` (from the job), and
     /// `start`/`ustart`.
     pub fn for_job(
@@ -382,7 +391,8 @@ impl Renderer {
     }
 
     /// Renders every string in a JSON value, keys included, each as its own
-    /// template ("leaf rendering", spec/dispatch.md gotcha 7).
+    /// template ("leaf rendering": unlike [`Renderer::render_json_text`], a
+    /// rendered quote or backslash cannot break the JSON).
     pub fn render_value(
         &self,
         value: &serde_json::Value,
@@ -440,3 +450,6 @@ fn html_escape(name: &str) -> AutoEscape {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod module_graph;

@@ -16,8 +16,9 @@ use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Error, ErrorKind, State};
 
 use super::args::invalid;
-use super::datetime::{PyDate, PyDateTime, is_temporal};
-use super::delta::{RelativeDelta, TimeDelta, type_name};
+use super::datetime::{PyDate, PyDateTime};
+use super::delta::{RelativeDelta, TimeDelta};
+use super::pytype::{is_temporal, type_name};
 
 /// The global function that replaces `a + b`.
 pub(crate) const ADD: &str = "__lava_add";

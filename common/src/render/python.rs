@@ -16,8 +16,7 @@ use minijinja::value::{DynObject, Enumerator, Object, ObjectRepr, Value, ValueKi
 
 use super::datetime::{PyDate, PyDateTime, PyTime};
 use super::delta::{RelativeDelta, TimeDelta};
-use super::regex::{PyMatch, PyPattern};
-use super::utils::PyUuid;
+use super::pyuuid::PyUuid;
 
 /// A Python `dict` read from JSON: keys keep their order.
 #[derive(Debug, Default, Clone)]
@@ -192,9 +191,6 @@ fn write_object_repr<W: Write>(out: &mut W, value: &Value, obj: &DynObject) -> f
     if let Some(x) = obj.downcast_ref::<PyUuid>() {
         return out.write_str(&x.repr());
     }
-    if obj.downcast_ref::<PyMatch>().is_some() || obj.downcast_ref::<PyPattern>().is_some() {
-        return write!(out, "{value}");
-    }
     if value.is_tuple() {
         let items: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
         let single = items.len() == 1;
@@ -212,6 +208,8 @@ fn write_object_repr<W: Write>(out: &mut W, value: &Value, obj: &DynObject) -> f
             let items: Vec<Value> = value.try_iter().map(|i| i.collect()).unwrap_or_default();
             write_seq(out, "[", "]", items.into_iter(), false)
         }
+        // The other plain objects (match and pattern objects of `re`,
+        // classes, modules) print as their repr.
         _ => write!(out, "{value}"),
     }
 }

@@ -13,8 +13,9 @@ use minijinja::value::{Kwargs, Object, ObjectRepr, Tuple, Value};
 use minijinja::{Error, ErrorKind, State};
 use regex::{Captures, Regex, RegexBuilder};
 
-use super::args::{arg, finish, int_arg, invalid, split_args, str_arg};
+use super::args::{arg, finish, int_arg, invalid, split_args};
 use super::python::{PyDict, write_str_repr};
+use super::pytype::str_arg;
 
 /// `re.IGNORECASE`.
 pub(crate) const IGNORECASE: i64 = 2;

@@ -412,6 +412,16 @@ fn render_regex_module() {
 }
 
 #[test]
+fn render_regex_objects_print_as_their_repr_inside_lists() {
+    // A list prints each item's repr; for match and pattern objects that is
+    // the same text as their str().
+    assert_eq!(
+        r(r"{{ [utils.re.search('b', 'abc'), utils.re.compile('\d')] }}"),
+        r"[<re.Match object; span=(1, 2), match='b'>, re.compile('\\d')]"
+    );
+}
+
+#[test]
 fn render_value_renders_every_leaf_and_key() {
     let renderer = Renderer::new();
     let ctx = ctx().var("p", &json!("C:\\temp"));
@@ -432,7 +442,7 @@ fn render_json_text_like_the_original() {
         out,
         json!({"g1": "3", "all": "{'a': 'Tattarrattat', 'n': 3, 'f': 2.5, 'lava': {'iteration': 1}}", "n": 5})
     );
-    // A rendered backslash is JSON-unescaped (spec/dispatch.md gotcha 7).
+    // A rendered backslash is JSON-unescaped, as in the original.
     let tab = renderer
         .render_json_text(
             &json!({"p": "{{ p }}"}),

@@ -1,5 +1,6 @@
-//! The `utils` object of lava templates (spec/worker.md §6.3): Python's
-//! datetime classes, dateutil, S3 URL helpers, `uuid`, `os.path` and `re`.
+//! The `utils` object of lava templates: how Python's datetime classes,
+//! dateutil, `uuid`, `os.path` and `re` are laid out under it, and the
+//! small helpers that live nowhere else (S3 URLs, `os.path`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,9 +8,12 @@ use std::sync::Arc;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Tuple, Value};
 use minijinja::{Error, ErrorKind, State};
 
-use super::args::{finish, split_args, str_arg};
-use super::datetime::{ClassKind, DateClass, parse_iso, parse_lenient};
-use super::delta::{RelativeDelta, TimeDelta, no_args};
+use super::args::{finish, invalid, split_args};
+use super::classes::{
+    ClassKind, DateClass, parse_iso, parse_lenient, relativedelta_class, timedelta_class,
+};
+use super::pytype::str_arg;
+use super::pyuuid::uuid4;
 use super::regex::{self as re, ReFn};
 
 /// A function offered to templates.
@@ -110,27 +114,6 @@ impl Object for Module {
     }
 }
 
-/// A class whose call constructs a duration: `timedelta`, `relativedelta`.
-#[derive(Debug)]
-struct DeltaClass {
-    name: &'static str,
-    construct: NativeFn,
-}
-
-impl Object for DeltaClass {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        (self.construct)(args)
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<class '{}'>", self.name)
-    }
-}
-
 fn module(name: &'static str, members: Vec<(&'static str, Value)>) -> Value {
     Value::from_object(Module {
         name,
@@ -141,14 +124,6 @@ fn module(name: &'static str, members: Vec<(&'static str, Value)>) -> Value {
 
 /// Builds the `utils` value.
 pub(crate) fn utils() -> Value {
-    let timedelta = Value::from_object(DeltaClass {
-        name: "datetime.timedelta",
-        construct: |args| TimeDelta::construct(args).map(Value::from_object),
-    });
-    let relativedelta_class = Value::from_object(DeltaClass {
-        name: "dateutil.relativedelta.relativedelta",
-        construct: |args| RelativeDelta::construct(args).map(Value::from_object),
-    });
     let parser = module(
         "dateutil.parser",
         vec![func("parse", parse_lenient), func("isoparse", parse_iso)],
@@ -160,7 +135,7 @@ pub(crate) fn utils() -> Value {
                 "relativedelta",
                 module(
                     "dateutil.relativedelta",
-                    vec![("relativedelta", relativedelta_class)],
+                    vec![("relativedelta", relativedelta_class())],
                 ),
             ),
             ("parser", parser.clone()),
@@ -208,7 +183,7 @@ pub(crate) fn utils() -> Value {
         name: "utils",
         is_dict: true,
         members: vec![
-            ("timedelta", timedelta),
+            ("timedelta", timedelta_class()),
             (
                 "datetime",
                 Value::from_object(DateClass(ClassKind::DateTime)),
@@ -219,16 +194,16 @@ pub(crate) fn utils() -> Value {
             ("parsedate", parser),
             func("s3bucket", s3bucket),
             func("s3key", s3key),
-            func("uuid", uuid),
+            func("uuid", uuid4),
             ("path", path),
             ("re", re_module),
         ],
     })
 }
 
-/// Splits an S3 URL into bucket and key (spec/worker.md §6.3); a `file://`
-/// URL of the local backend has no bucket and its path as key
-/// (DECISIONS 19).
+/// Splits an S3 URL into bucket and key. With the local backend,
+/// `s3_payloads`/`s3_temp` are `file://` URLs and reach templates as such:
+/// one has no bucket and its path as key.
 pub(crate) fn split_s3(url: &str) -> (&str, &str) {
     if let Some(path) = url.strip_prefix("file://") {
         return ("", path);
@@ -249,7 +224,7 @@ fn one_text(name: &str, args: &[Value]) -> Result<String, Error> {
     let text = str_arg(positional, kwargs.as_ref(), 0, name)?;
     finish(kwargs.as_ref())?;
     if positional.len() > 1 {
-        return Err(super::args::invalid("takes exactly one argument"));
+        return Err(invalid("takes exactly one argument"));
     }
     Ok(text)
 }
@@ -262,41 +237,6 @@ fn s3bucket(args: &[Value]) -> Result<Value, Error> {
 fn s3key(args: &[Value]) -> Result<Value, Error> {
     let url = one_text("url", args)?;
     Ok(Value::from(split_s3(&url).1))
-}
-
-/// A UUID: prints canonical, `.hex` without dashes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PyUuid(uuid::Uuid);
-
-impl PyUuid {
-    /// Python's `repr()`: `UUID('...')`.
-    pub(crate) fn repr(&self) -> String {
-        format!("UUID('{}')", self.0.hyphenated())
-    }
-}
-
-impl Object for PyUuid {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        Some(match key.as_str()? {
-            "hex" => Value::from(self.0.simple().to_string()),
-            "urn" => Value::from(self.0.urn().to_string()),
-            "version" => Value::from(self.0.get_version_num()),
-            _ => return None,
-        })
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.hyphenated())
-    }
-}
-
-fn uuid(args: &[Value]) -> Result<Value, Error> {
-    no_args("uuid", args)?;
-    Ok(Value::from_object(PyUuid(uuid::Uuid::new_v4())))
 }
 
 fn path_basename(args: &[Value]) -> Result<Value, Error> {
@@ -322,13 +262,12 @@ fn path_join(args: &[Value]) -> Result<Value, Error> {
     let mut parts = Vec::with_capacity(positional.len());
     for (idx, v) in positional.iter().enumerate() {
         parts.push(
-            str_arg(positional, None, idx, "path").map_err(|_| {
-                super::args::invalid(format!("join() argument must be str, not {v}"))
-            })?,
+            str_arg(positional, None, idx, "path")
+                .map_err(|_| invalid(format!("join() argument must be str, not {v}")))?,
         );
     }
     let Some((first, rest)) = parts.split_first() else {
-        return Err(super::args::invalid("join() missing required argument 'a'"));
+        return Err(invalid("join() missing required argument 'a'"));
     };
     let mut path = first.clone();
     for b in rest {
