@@ -4,12 +4,26 @@
 //! and the first error stops the list. An action sees its run through
 //! [`RunTarget`], the worker's [`Services`] and the [`ActionClients`].
 
-mod dispatch;
-mod event;
 mod fields;
-mod log;
 pub mod registry;
-mod state;
+
+/// Declares the action modules and lists their actions in `ACTIONS`.
+macro_rules! actions {
+    ($($module:ident :: $action:ident),* $(,)?) => {
+        $(mod $module;)*
+        /// Every action this worker runs.
+        static ACTIONS: &[&dyn Action] = &[$(&$module::$action),*];
+    };
+}
+
+// The registry: the one list of the actions this worker runs. A new action
+// is one file under `actions/` and one line here.
+actions! {
+    log::Log,
+    dispatch::Dispatch,
+    state::State,
+    event::Event,
+}
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};

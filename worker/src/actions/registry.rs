@@ -1,11 +1,8 @@
-//! The registry: the one list of the actions this worker runs. A new action
-//! is one file under `actions/` and one line here.
+//! Finding an action by name in the one list of actions (`ACTIONS`,
+//! declared with the action modules in `actions/mod.rs`), and the names of
+//! the original's actions not built here yet.
 
-use super::Action;
-use super::{dispatch, event, log, state};
-
-/// Every action this worker runs.
-static ACTIONS: &[&dyn Action] = &[&log::Log, &dispatch::Dispatch, &state::State, &event::Event];
+use super::{ACTIONS, Action};
 
 /// Actions of the original lava that this worker does not run yet.
 const NOT_YET: &[&str] = &["email", "slack", "sns", "sqs"];

@@ -5,15 +5,10 @@
 //! the program runner for `cmd`/`exe`/`pkg` (`program`) and the payload
 //! download (`payload`).
 
-mod cmd;
 mod context;
-mod exe;
-mod lavasched;
-mod log;
 mod outcome;
 mod params;
 mod payload;
-mod pkg;
 mod program;
 pub mod registry;
 
@@ -36,6 +31,25 @@ pub trait JobType: Send + Sync {
 
     /// Runs one attempt.
     async fn run(&self, job: &JobContext<'_>) -> Outcome;
+}
+
+/// Declares the job type modules and lists their types in `TYPES`.
+macro_rules! job_types {
+    ($($module:ident :: $job_type:ident),* $(,)?) => {
+        $(mod $module;)*
+        /// Every job type this worker runs, in lookup order.
+        static TYPES: &[&dyn JobType] = &[$(&$module::$job_type),*];
+    };
+}
+
+// The registry: the one list of the job types this worker runs. A new job
+// type is one file under `jobs/` and one line here.
+job_types! {
+    cmd::Cmd,
+    exe::Exe,
+    pkg::Pkg,
+    log::Log,
+    lavasched::Lavasched,
 }
 
 /// Runs one attempt of a job of a known type: the parameter check, then the type.
