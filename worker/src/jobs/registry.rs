@@ -1,17 +1,8 @@
-//! The registry: the one list of the job types this worker runs. A new job
-//! type is one file under `jobs/` and one line here.
+//! Finding a job type by name in the one list of job types (`TYPES`,
+//! declared with the type modules in `jobs/mod.rs`), and the names of the
+//! original's types not built here yet.
 
-use super::JobType;
-use super::{cmd, exe, lavasched, log, pkg};
-
-/// Every job type this worker runs.
-static TYPES: &[&dyn JobType] = &[
-    &cmd::Cmd,
-    &exe::Exe,
-    &pkg::Pkg,
-    &log::Log,
-    &lavasched::Lavasched,
-];
+use super::{JobType, TYPES};
 
 /// Job types of the original lava that this worker does not run yet: a job
 /// of one of these fails with "not supported by this worker yet", which an
