@@ -1,8 +1,10 @@
 //! The lava data model and the machinery every lava program shares: value
 //! formats, configuration, table items, the dispatch message and routine,
-//! realm provisioning, logging and the storage seams with their backends.
+//! realm provisioning, the common command-line flags, logging and the
+//! storage seams with their backends.
 
 pub mod children;
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod document;

@@ -1,6 +1,7 @@
-//! Log output for every lava program (spec/worker.md §16, DECISIONS.md 10,
-//! 39): text or JSON lines to stderr, a file, journald, or syslog datagrams
-//! on `/dev/log`, at a level chosen by `--level`. Lines logged inside a
+//! Log output for every lava program: text or JSON lines to stderr, a file,
+//! journald, or syslog datagrams on `/dev/log` (as the original writes them,
+//! so existing rsyslog rules and CloudWatch metric filters keep matching),
+//! at a level chosen by `--level`. Lines logged inside a
 //! span (a worker's run) carry the span's fields (`job_id`, `run_id`).
 
 use std::fmt;
@@ -109,7 +110,7 @@ pub fn parse_facility(name: &str) -> Option<u8> {
     Some(n)
 }
 
-/// Where logs go (DECISIONS.md 10): `--log journald`, `--log @facility`,
+/// Where logs go: `--log journald`, `--log @facility`,
 /// `--log FILE` or `--log stderr` when given; without `--log`, journald
 /// when standard error *is* the journal stream — `JOURNAL_STREAM` names
 /// the `dev:inode` of stderr (`stderr_id`, from fstat(2)); a process that
@@ -308,7 +309,7 @@ impl SyslogMakeWriter {
 
 /// Collects one formatted record and sends it as one datagram when dropped:
 /// `<PRI>`, the record without its newline, and a NUL, as Python's
-/// `SysLogHandler` does (DECISIONS.md 39).
+/// `SysLogHandler` does.
 struct SyslogWriter {
     socket: Arc<SyslogSocket>,
     priority: u16,

@@ -1,14 +1,13 @@
-//! `lava-dispatch`: the flags of the original `lava-dispatcher`
-//! (spec/dispatch.md §6) and the run that sends one message per job id.
-//! stdout carries one run id per dispatched job; logs go to stderr.
+//! `lava-dispatch`: the flags of the original `lava-dispatcher` and the run
+//! that sends one message per job id. stdout carries one run id per dispatched job; logs go to stderr.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use clap::{ArgAction, Parser};
+use lava_common::cli::CommonArgs;
 use lava_common::config::Config;
 use lava_common::dispatch::{self, DispatchRequest, Dispatcher, dotted};
-use lava_common::logging::{self, LogOptions};
 use lava_common::names;
 use lava_common::settings;
 use lava_common::store::{Backend, BackendSpec};
@@ -32,23 +31,33 @@ pub const EXIT_FAILED: u8 = 1;
 /// Exit status: bad usage (options, realm, delay).
 pub const EXIT_USAGE: u8 = 2;
 
+/// The default `--tag`: the original's command name.
+pub const TAG: &str = "lava-dispatcher";
+
 /// How many dispatches run at once when several job ids are given.
 const CONCURRENCY: usize = 16;
 
 /// Send dispatch messages for lava jobs to their worker queues.
 #[derive(Debug, Parser)]
-#[command(name = "lava-dispatch", version, disable_version_flag = true)]
+#[command(
+    name = "lava-dispatch",
+    version,
+    disable_version_flag = true,
+    mut_arg("tag", |a| a.default_value(TAG))
+)]
 pub struct Args {
     /// Jobs to dispatch; each gets its own run id.
     #[arg(required = true, value_name = "JOB_ID")]
     pub job_ids: Vec<String>,
-    /// Lava realm.
-    #[arg(short, long, env = "LAVA_REALM")]
-    pub realm: Option<String>,
     /// Worker fleet; looked up in the jobs table when absent.
+    ///
+    /// Not read from LAVA_WORKER: a payload inherits its worker's name there,
+    /// and the jobs it dispatches belong to their own workers.
     #[arg(short, long)]
     pub worker: Option<String>,
     /// Queue name (default lava-<realm>-<worker>).
+    ///
+    /// Not read from LAVA_QUEUE, which a worker's environment may hold.
     #[arg(short, long)]
     pub queue: Option<String>,
     /// Delay before the run may start: a duration, 0 to SQS_MAX_DELAY_MINS minutes.
@@ -63,30 +72,15 @@ pub struct Args {
     /// Dispatch nothing if the suppression file (NO_DISPATCH) exists.
     #[arg(long, action = ArgAction::Count)]
     pub check_dispatch: u8,
-    /// AWS profile.
-    #[arg(long)]
-    pub profile: Option<String>,
-    /// Storage backend: aws, or local:<DIR>.
-    #[arg(long, env = "LAVA_BACKEND", default_value = "aws")]
-    pub backend: String,
-    /// Log level: debug, info, warning, error, critical.
-    #[arg(short, long, env = "LAVA_LOGLEVEL", default_value = "info")]
-    pub level: String,
-    /// Log one JSON object per line.
-    #[arg(long)]
-    pub log_json: bool,
-    /// Log to this file instead of stderr.
-    #[arg(long, value_name = "TARGET")]
-    pub log: Option<String>,
-    /// Log tag.
-    #[arg(long, default_value = "lava-dispatcher")]
-    pub tag: String,
     /// No colour in terminal logs (logs are never coloured; accepted for compatibility).
     #[arg(short = 'c', long = "no-colour", visible_alias = "no-color")]
     pub no_colour: bool,
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
+    /// The flags every lava command takes.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// A usage problem: reported on stderr whatever the log settings, then exit 2.
@@ -97,13 +91,7 @@ fn usage(message: impl std::fmt::Display) -> u8 {
 
 /// Runs `lava-dispatch` and returns its exit status.
 pub async fn run(args: Args) -> u8 {
-    let log = LogOptions {
-        level: args.level.clone(),
-        json: args.log_json,
-        target: args.log.clone(),
-        tag: args.tag.clone(),
-    };
-    if let Err(e) = logging::init(&log) {
+    if let Err(e) = args.common.init_logging() {
         eprintln!("lava-dispatch: {e}");
         return EXIT_USAGE;
     }
@@ -113,7 +101,7 @@ pub async fn run(args: Args) -> u8 {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
-    let Some(realm) = args.realm.clone().filter(|r| !r.is_empty()) else {
+    let Some(realm) = args.common.realm().map(str::to_string) else {
         return usage("Lava realm must be specified");
     };
     if let Err(e) = names::check_realm(&realm) {
@@ -144,11 +132,11 @@ pub async fn run(args: Args) -> u8 {
         Ok(g) => g,
         Err(e) => return usage(format!("Bad -g, --global args: {e}")),
     };
-    let spec = match BackendSpec::parse(&args.backend) {
+    let spec = match BackendSpec::parse(&args.common.backend) {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
-    let backend = match Backend::connect(&spec, args.profile.as_deref()).await {
+    let backend = match Backend::connect(&spec, args.common.profile.as_deref()).await {
         Ok(b) => b,
         Err(e) => return usage(e),
     };
@@ -195,10 +183,33 @@ pub async fn run(args: Args) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, FromArgMatches};
 
     #[test]
     fn cli_definition_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        // As if no LAVA_* variable were set.
+        let cmd = Args::command().mut_args(|a| a.env(None));
+        let matches = cmd
+            .try_get_matches_from(["lava-dispatch", "j"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| panic!("{e}"));
+        let log = args.common.log_options();
+        assert_eq!(log.tag, "lava-dispatcher");
+        assert_eq!(log.level, "info");
+        assert_eq!(args.common.backend, "aws");
+        assert_eq!(args.common.realm(), None);
+    }
+
+    #[test]
+    fn reads_only_variables_payloads_may_pass_on() {
+        let cmd = Args::command();
+        let mut read: Vec<_> = cmd.get_arguments().filter_map(|a| a.get_env()).collect();
+        read.sort();
+        assert_eq!(read, ["LAVA_BACKEND", "LAVA_LOGLEVEL", "LAVA_REALM"]);
     }
 }

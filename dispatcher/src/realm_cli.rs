@@ -1,47 +1,42 @@
 //! `lava-realm`: create a realm on a backend, and import or export its
-//! realm, job, connection and s3trigger items as JSON or YAML (DECISIONS.md 21).
+//! realm, job, connection and s3trigger items as JSON or YAML, so a realm's
+//! configuration can live in version control.
 
 use std::io::Read;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use lava_common::cli::CommonArgs;
 use lava_common::document::RealmDocument;
-use lava_common::logging::{self, LogOptions};
 use lava_common::provision::{self, RealmSetup};
 use lava_common::store::{Backend, BackendSpec, Index, Key, Table};
 
+/// The default `--tag`.
+pub const TAG: &str = "lava-realm";
+
 /// Create lava realms and manage their configuration as code.
 #[derive(Debug, Parser)]
-#[command(name = "lava-realm", version)]
+#[command(
+    name = "lava-realm",
+    version,
+    mut_arg("tag", |a| a.default_value(TAG)),
+    mut_arg("realm", |a| a.help("Realm name (letters, digits, _); required"))
+)]
 pub struct Args {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Storage backend: aws, or local:<DIR>.
-    #[arg(long, global = true, env = "LAVA_BACKEND", default_value = "aws")]
-    pub backend: String,
-    /// AWS profile.
-    #[arg(long, global = true)]
-    pub profile: Option<String>,
-    /// Log level: debug, info, warning, error, critical.
-    #[arg(
-        short,
-        long,
-        global = true,
-        env = "LAVA_LOGLEVEL",
-        default_value = "info"
-    )]
-    pub level: String,
+    /// The flags every lava command takes (before or after the subcommand).
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
-/// `lava-realm` subcommands.
+/// `lava-realm` subcommands. Each works on the realm given by `-r`/`--realm`
+/// (or `LAVA_REALM`).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the realm's tables, one queue per worker, the bucket and the realm item.
     Create {
-        /// Realm name (letters, digits, _).
-        #[arg(short, long, env = "LAVA_REALM")]
-        realm: String,
         /// A worker fleet to create a queue for. Repeatable.
         #[arg(short, long = "worker")]
         workers: Vec<String>,
@@ -57,18 +52,12 @@ pub enum Command {
     },
     /// Load items from JSON or YAML files (`-` for stdin). All are validated before any is written.
     Import {
-        /// Realm name.
-        #[arg(short, long, env = "LAVA_REALM")]
-        realm: String,
         /// Files holding a document, a list of items or one item.
         #[arg(required = true)]
         files: Vec<String>,
     },
     /// Print the events items of a job's runs (one run with --run), oldest first.
     Events {
-        /// Realm name.
-        #[arg(short, long, env = "LAVA_REALM")]
-        realm: String,
         /// The job.
         #[arg(short, long)]
         job: String,
@@ -78,14 +67,17 @@ pub enum Command {
     },
     /// Print the realm item, jobs, connections and s3triggers.
     Export {
-        /// Realm name.
-        #[arg(short, long, env = "LAVA_REALM")]
-        realm: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
 }
+
+/// A usage problem clap cannot see (a missing realm): exit status 2, as
+/// for clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(String);
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,17 +90,16 @@ pub enum Format {
 
 /// Runs `lava-realm`.
 pub async fn run(args: Args) -> Result<()> {
-    logging::init(&LogOptions {
-        level: args.level.clone(),
-        json: false,
-        target: None,
-        tag: "lava-realm".into(),
-    })?;
-    let spec = BackendSpec::parse(&args.backend)?;
-    let backend = Backend::connect(&spec, args.profile.as_deref()).await?;
+    let Some(realm) = args.common.realm().map(str::to_string) else {
+        return Err(
+            UsageError("Lava realm must be specified (-r/--realm or LAVA_REALM)".into()).into(),
+        );
+    };
+    args.common.init_logging()?;
+    let spec = BackendSpec::parse(&args.common.backend)?;
+    let backend = Backend::connect(&spec, args.common.profile.as_deref()).await?;
     match args.command {
         Command::Create {
-            realm,
             workers,
             bucket,
             s3_key,
@@ -126,7 +117,7 @@ pub async fn run(args: Args) -> Result<()> {
                 .with_context(|| format!("cannot create realm {realm}"))?;
             println!("{}", serde_json::to_string_pretty(created.item())?);
         }
-        Command::Import { realm, files } => {
+        Command::Import { files } => {
             let mut doc = RealmDocument::default();
             for file in &files {
                 let text = if file == "-" {
@@ -156,7 +147,7 @@ pub async fn run(args: Args) -> Result<()> {
                 doc.s3triggers.len()
             );
         }
-        Command::Events { realm, job, run } => {
+        Command::Events { job, run } => {
             let items = match run {
                 Some(run_id) => backend
                     .tables
@@ -178,7 +169,7 @@ pub async fn run(args: Args) -> Result<()> {
                 items.into_iter().map(serde_json::Value::Object).collect();
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
-        Command::Export { realm, format } => {
+        Command::Export { format } => {
             let doc = RealmDocument::export(&backend, &realm).await?;
             let value = doc.to_value();
             match format {
@@ -193,10 +184,73 @@ pub async fn run(args: Args) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, FromArgMatches};
+
+    /// Parses `argv` as if no `LAVA_*` variable were set.
+    fn parse(argv: &[&str]) -> Result<Args, clap::Error> {
+        let cmd = Args::command().mut_args(|a| a.env(None));
+        Args::from_arg_matches(&cmd.try_get_matches_from(argv)?)
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn common_flags_before_or_after_the_subcommand() {
+        for argv in [
+            &[
+                "lava-realm",
+                "create",
+                "-r",
+                "demo",
+                "-w",
+                "core",
+                "--level",
+                "warning",
+            ][..],
+            &[
+                "lava-realm",
+                "-r",
+                "demo",
+                "--level",
+                "warning",
+                "create",
+                "-w",
+                "core",
+            ],
+        ] {
+            let args = parse(argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert_eq!(args.common.realm(), Some("demo"));
+            let log = args.common.log_options();
+            assert_eq!(
+                (log.level.as_str(), log.tag.as_str()),
+                ("warning", "lava-realm")
+            );
+            let Command::Create { workers, .. } = args.command else {
+                panic!("{argv:?}");
+            };
+            assert_eq!(workers, ["core"]);
+        }
+        let args = parse(&["lava-realm", "export", "--backend", "local:/x"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args.common.backend, "local:/x");
+        assert_eq!(args.common.realm(), None, "checked by run, exit 2");
+    }
+
+    #[tokio::test]
+    async fn a_missing_realm_is_a_usage_error() {
+        let args = parse(&["lava-realm", "export"]).unwrap_or_else(|e| panic!("{e}"));
+        let err = run(args).await.err().unwrap_or_else(|| panic!("no error"));
+        assert!(err.is::<UsageError>(), "{err}");
+    }
+
+    #[test]
+    fn reads_only_variables_payloads_may_pass_on() {
+        let cmd = Args::command();
+        let mut read: Vec<_> = cmd.get_arguments().filter_map(|a| a.get_env()).collect();
+        read.sort();
+        assert_eq!(read, ["LAVA_BACKEND", "LAVA_LOGLEVEL", "LAVA_REALM"]);
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use lava_common::config::Config;
 use lava_common::dispatch::{DispatchRequest, Dispatcher};
-use lava_common::logging::{self, LogOptions};
+use lava_common::logging;
 use lava_common::render::Renderer;
 use lava_common::spec::Realm;
 use lava_common::store::{Backend, BackendSpec, Key, QueueRef, Received, StoreError, Table};
@@ -55,12 +55,7 @@ fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
 
 /// Runs the worker until it is told to stop (or, with `--batch`, the queue is empty).
 pub async fn run(args: Args) -> u8 {
-    if let Err(e) = logging::init(&LogOptions {
-        level: args.level.clone(),
-        json: args.log_json,
-        target: args.log.clone(),
-        tag: args.tag.clone(),
-    }) {
+    if let Err(e) = args.common.init_logging() {
         return fail(exit::USAGE, e);
     }
     // Orphans of payloads (double-forked daemons) come to the worker, not to
@@ -81,7 +76,8 @@ pub async fn run(args: Args) -> u8 {
             "--daemon is not supported: run lava-worker under systemd (lava-worker@.service)",
         );
     }
-    let (Some(realm_name), Some(worker_name)) = (args.realm.clone(), args.worker.clone()) else {
+    let (Some(realm_name), Some(worker_name)) = (args.common.realm.clone(), args.worker.clone())
+    else {
         return fail(
             exit::USAGE,
             "both -r/--realm and -w/--worker are required (or LAVA_REALM and LAVA_WORKER)",
@@ -121,11 +117,11 @@ pub async fn run(args: Args) -> u8 {
     if args.threads == 0 {
         return fail(exit::USAGE, "--threads must be at least 1");
     }
-    let spec = match BackendSpec::parse(&args.backend) {
+    let spec = match BackendSpec::parse(&args.common.backend) {
         Ok(s) => s,
         Err(e) => return fail(exit::USAGE, e),
     };
-    let backend = match Backend::connect(&spec, args.profile.as_deref()).await {
+    let backend = match Backend::connect(&spec, args.common.profile.as_deref()).await {
         Ok(b) => b,
         Err(e) => return fail(exit::USAGE, e),
     };

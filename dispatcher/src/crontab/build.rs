@@ -1,6 +1,7 @@
 //! Building lava's crontab block from job items, pure: env lines, then one
-//! line per active schedule entry (spec/job-types.md §12, DECISIONS.md
-//! 12-15). Bad entries and jobs are skipped and reported; the rest builds.
+//! line per active schedule entry. Bad entries and jobs are skipped and
+//! reported; the rest builds (one bad line would make cron refuse the
+//! whole crontab).
 
 use std::collections::BTreeMap;
 use std::fmt;

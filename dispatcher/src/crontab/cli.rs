@@ -1,5 +1,5 @@
-//! The `lava-crontab` command line: `sync`, `show`, `diff` and `next`
-//! (DECISIONS.md 17, 35). stdout carries what was asked for (a crontab, a
+//! The `lava-crontab` command line: `sync`, `show`, `diff` and `next`.
+//! stdout carries what was asked for (a crontab, a
 //! diff, fire times); logs and reports of skipped entries go to stderr.
 
 use std::collections::BTreeMap;
@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use lava_common::cli::CommonArgs;
 use lava_common::config::Config;
-use lava_common::logging::{self, LogOptions};
 use lava_common::names;
 use lava_common::spec::{Item, Realm};
 use lava_common::store::{Backend, BackendSpec, Key, Table, Tables};
@@ -103,30 +103,16 @@ pub struct NextArgs {
     pub common: Common,
 }
 
-/// Flags every subcommand takes.
+/// The default `--tag`.
+pub const TAG: &str = "lava-crontab";
+
+/// Flags every subcommand takes: those of every lava command, and `--now`.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("tag", |a| a.default_value(TAG)))]
 pub struct Common {
-    /// Lava realm.
-    #[arg(short, long, env = "LAVA_REALM")]
-    pub realm: Option<String>,
-    /// Storage backend: aws, or local:<DIR>.
-    #[arg(long, env = "LAVA_BACKEND", default_value = "aws")]
-    pub backend: String,
-    /// AWS profile.
-    #[arg(long)]
-    pub profile: Option<String>,
-    /// Log level: debug, info, warning, error, critical.
-    #[arg(short, long, env = "LAVA_LOGLEVEL", default_value = "info")]
-    pub level: String,
-    /// Log one JSON object per line.
-    #[arg(long)]
-    pub log_json: bool,
-    /// Log to this file instead of stderr.
-    #[arg(long, value_name = "TARGET")]
-    pub log: Option<String>,
-    /// Log tag.
-    #[arg(long, default_value = "lava-crontab")]
-    pub tag: String,
+    /// The flags every lava command takes.
+    #[command(flatten)]
+    pub lava: CommonArgs,
     /// The time to check `from`/`to` windows against and count fire times
     /// from (ISO 8601; for tests).
     #[arg(long, hide = true)]
@@ -151,13 +137,7 @@ pub async fn run(args: Args) -> u8 {
         Command::Sync(b) | Command::Show(b) | Command::Diff(b) => &b.common,
         Command::Next(n) => &n.common,
     };
-    let log = LogOptions {
-        level: common.level.clone(),
-        json: common.log_json,
-        target: common.log.clone(),
-        tag: common.tag.clone(),
-    };
-    if let Err(e) = logging::init(&log) {
+    if let Err(e) = common.lava.init_logging() {
         eprintln!("lava-crontab: {e}");
         return EXIT_USAGE;
     }
@@ -188,20 +168,17 @@ enum Mode {
 }
 
 fn realm_of(common: &Common) -> Result<String, Failure> {
-    let realm = common
-        .realm
-        .clone()
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| {
-            Failure::Usage("Lava realm must be specified (--realm or LAVA_REALM)".into())
-        })?;
+    let realm = common.lava.realm().map(str::to_string).ok_or_else(|| {
+        Failure::Usage("Lava realm must be specified (--realm or LAVA_REALM)".into())
+    })?;
     names::check_realm(&realm).map_err(|e| Failure::Usage(e.to_string()))?;
     Ok(realm)
 }
 
 async fn connect(common: &Common) -> Result<Backend, Failure> {
-    let spec = BackendSpec::parse(&common.backend).map_err(|e| Failure::Usage(e.to_string()))?;
-    Backend::connect(&spec, common.profile.as_deref())
+    let spec =
+        BackendSpec::parse(&common.lava.backend).map_err(|e| Failure::Usage(e.to_string()))?;
+    Backend::connect(&spec, common.lava.profile.as_deref())
         .await
         .map_err(|e| Failure::Usage(e.to_string()))
 }
@@ -355,7 +332,7 @@ async fn build_command(args: &BuildArgs, mode: Mode) -> Result<u8, Failure> {
         ),
         env: sources.env.clone(),
         args: sources.args.clone(),
-        backend: common.backend.clone(),
+        backend: common.lava.backend.clone(),
         now: now_of(common, zone)?,
         force: args.force,
     };
@@ -453,6 +430,48 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn common_flags_and_defaults() {
+        // As if no LAVA_* variable were set.
+        let cmd = Args::command().mut_args(|a| a.env(None));
+        for argv in [
+            &["lava-crontab", "sync", "-r", "prod", "--dispatcher", "main"][..],
+            &["lava-crontab", "next", "j", "-r", "prod"],
+        ] {
+            let matches = cmd
+                .clone()
+                .try_get_matches_from(argv)
+                .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            let args = <Args as clap::FromArgMatches>::from_arg_matches(&matches)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let (Command::Sync(BuildArgs { common, .. }) | Command::Next(NextArgs { common, .. })) =
+                args.command
+            else {
+                panic!("{argv:?}");
+            };
+            assert_eq!(common.lava.realm(), Some("prod"));
+            assert_eq!(common.lava.backend, "aws");
+            let log = common.lava.log_options();
+            assert_eq!(
+                (log.level.as_str(), log.tag.as_str()),
+                ("info", "lava-crontab")
+            );
+        }
+    }
+
+    #[test]
+    fn reads_only_variables_payloads_may_pass_on() {
+        for sub in ["sync", "show", "diff", "next"] {
+            let mut cmd = Args::command();
+            let sub = cmd
+                .find_subcommand_mut(sub)
+                .unwrap_or_else(|| panic!("{sub}"));
+            let mut read: Vec<_> = sub.get_arguments().filter_map(|a| a.get_env()).collect();
+            read.sort();
+            assert_eq!(read, ["LAVA_BACKEND", "LAVA_LOGLEVEL", "LAVA_REALM"]);
+        }
     }
 
     #[test]

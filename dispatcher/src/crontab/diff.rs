@@ -1,7 +1,7 @@
 //! A unified diff of two crontabs, formatted as Python's
 //! `difflib.unified_diff(old, new, "Old", "New", n=…)` formats it for the
 //! original's `crontab.diff`: header and hunk lines end in `\n`, content
-//! lines do not (spec/job-types.md §12, step 5).
+//! lines do not.
 
 use std::ops::Range;
 

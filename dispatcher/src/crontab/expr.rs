@@ -1,5 +1,5 @@
-//! Cron expressions as both Debian's cron and cronie accept them
-//! (DECISIONS.md 33): five fields of digits, `*`, `,`, `-`, `/` and English
+//! Cron expressions as both Debian's cron and cronie accept them (one bad
+//! line makes cron refuse the whole crontab): five fields of digits, `*`, `,`, `-`, `/` and English
 //! month and day names, or one of the `@` nicknames. croner must parse them
 //! too; it computes the fire times that `lava-crontab next` shows.
 

@@ -1,5 +1,5 @@
 //! The user's crontab through the crontab program (`LAVA_CRONTAB_CMD`,
-//! default `crontab`; DECISIONS.md 29): `<cmd> -l` reads it, `<cmd> -`
+//! default `crontab`, so tests can use a stand-in): `<cmd> -l` reads it, `<cmd> -`
 //! replaces it from stdin in one step, as crontab(1) installs atomically.
 
 use std::ffi::OsString;

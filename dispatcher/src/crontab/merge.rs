@@ -1,7 +1,8 @@
 //! Putting lava's block into a user's crontab, pure: everything outside
 //! the markers is kept byte for byte, the block replaces the old one (or is
 //! appended), a start marker without an end marker is an error, and a
-//! block of another realm is only replaced when forced (DECISIONS.md 15, 34).
+//! block of another realm is only replaced when forced (a host serves one
+//! realm, as with the original).
 
 use super::CrontabError;
 use super::render::{END, START};

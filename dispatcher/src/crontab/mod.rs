@@ -1,7 +1,6 @@
 //! `lava-crontab` and the library the `lavasched` job type calls: the
 //! crontab lines that make cron run `lava-dispatch` for every scheduled job
-//! of a dispatcher (spec/job-types.md §12, spec/dispatch.md §9,
-//! DECISIONS.md 12-17, 29, 33-35).
+//! of a dispatcher.
 //!
 //! The pure part — [`build`] (jobs → block), [`merge::merge`] (block →
 //! crontab), [`diff::unified`] — is separate from the effects: reading the

@@ -1,7 +1,6 @@
 //! Crontab text, pure: shell quoting as the original does it, the `%`
 //! escape cron needs, the checks that keep a value on its own line, and
-//! the shape of env lines, schedule lines and the lava block
-//! (DECISIONS.md 13 and 15).
+//! the shape of env lines, schedule lines and the lava block.
 
 /// The line that opens lava's block.
 pub const START: &str = "#### Lava Schedules Start ####";

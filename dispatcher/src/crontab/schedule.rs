@@ -1,6 +1,6 @@
 //! A job's `schedule` field: a cron string, a map `{crontab, from?, to?}`,
-//! or a list of either (spec/job-types.md §12, DECISIONS.md 14). Each entry
-//! is checked on its own; a bad one is reported and the others still count.
+//! or a list of either. Each entry is checked on its own; a bad one is
+//! reported and the others still count.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde_json::Value;

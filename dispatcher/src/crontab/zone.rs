@@ -1,6 +1,7 @@
 //! The time zone schedules are read in: `CRON_TZ` when the crontab's env
-//! sets it, else the host zone (DECISIONS.md 16). Reads the `from`/`to`
-//! datetimes of schedule entries and fire times are shown in it.
+//! sets it (cronie honours it), else the host zone (Debian's cron ignores
+//! `CRON_TZ`). Reads the `from`/`to` datetimes of schedule entries and fire
+//! times are shown in it.
 
 use std::collections::BTreeMap;
 

@@ -143,3 +143,73 @@ async fn journald_falls_back_to_stderr_without_a_journal() {
     );
     assert!(err.contains("Worker ready"), "{err}");
 }
+
+/// `--level` reads `LAVA_LOGLEVEL` (the worker falls back on `LAVA_LEVEL`),
+/// and variables a payload inherits from its worker (`LAVA_WORKER`,
+/// `LAVA_QUEUE`) do not redirect the jobs it dispatches.
+#[tokio::test]
+async fn loglevel_from_the_environment_and_no_redirect_by_inherited_variables() {
+    let short = Duration::from_secs(3);
+    let t = TestRealm::new(&["core", "other"]).await;
+    t.put_cmd_job("j", "core").await;
+    let other_queue = lava_common::names::queue_name(&t.name, "other");
+    let out = lava_tests::output(
+        t.dispatch()
+            .env("LAVA_LOGLEVEL", "debug")
+            .env("LAVA_WORKER", "other")
+            .env("LAVA_QUEUE", &other_queue)
+            .arg("j"),
+    )
+    .await;
+    let err = lava_tests::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("DEBUG: sent"), "debug lines shown: {err}");
+    let msgs = t.drain("core", 1, short).await;
+    assert_eq!(msgs.len(), 1, "on the job's own worker queue");
+    assert_eq!(msgs[0]["worker"], json!("core"));
+    assert!(t.drain("other", 1, Duration::from_secs(1)).await.is_empty());
+
+    // LAVA_LOGLEVEL=warning hides info lines; --level wins over it.
+    let out = lava_tests::output(t.dispatch().env("LAVA_LOGLEVEL", "warning").arg("j")).await;
+    assert!(out.status.success(), "{}", lava_tests::stderr(&out));
+    assert!(
+        lava_tests::stderr(&out).is_empty(),
+        "{}",
+        lava_tests::stderr(&out)
+    );
+    let out = lava_tests::output(
+        t.dispatch()
+            .env("LAVA_LOGLEVEL", "warning")
+            .args(["--level", "info", "j"]),
+    )
+    .await;
+    assert!(
+        lava_tests::stderr(&out).contains("INFO: j@"),
+        "{}",
+        lava_tests::stderr(&out)
+    );
+    assert_eq!(t.drain("core", 2, short).await.len(), 2);
+
+    // The worker: LAVA_LEVEL when LAVA_LOGLEVEL is not set.
+    let out =
+        lava_tests::output(t.worker("core").arg("--batch").env("LAVA_LEVEL", "warning")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", lava_tests::stderr(&out));
+    assert!(
+        !lava_tests::stderr(&out).contains("Worker ready"),
+        "info hidden: {}",
+        lava_tests::stderr(&out)
+    );
+    let out = lava_tests::output(
+        t.worker("core")
+            .arg("--batch")
+            .env("LAVA_LEVEL", "warning")
+            .env("LAVA_LOGLEVEL", "info"),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", lava_tests::stderr(&out));
+    assert!(
+        lava_tests::stderr(&out).contains("Worker ready"),
+        "LAVA_LOGLEVEL first: {}",
+        lava_tests::stderr(&out)
+    );
+}

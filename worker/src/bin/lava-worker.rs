@@ -2,12 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use lava_worker::cli::Args;
 use lava_worker::daemon::{self, exit};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_resolved();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
