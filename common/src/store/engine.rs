@@ -156,9 +156,7 @@ pub async fn connect_bus(
     spec: &BackendSpec,
     profile: Option<&str>,
 ) -> Result<Arc<dyn EventBus>, StoreError> {
-    Connector::new(profile)
-        .bus(&Seams::from(spec).bus)
-        .await
+    Connector::new(profile).bus(&Seams::from(spec).bus).await
 }
 
 #[cfg(test)]

@@ -37,18 +37,12 @@ pub(crate) fn temp_sibling(url: &str, dest: &Path) -> Result<PathBuf, StoreError
         ))
     })?;
     let random = uuid::Uuid::new_v4().simple().to_string();
-    Ok(dest.with_file_name(format!(
-        ".{}.{random}.partial",
-        name.to_string_lossy()
-    )))
+    Ok(dest.with_file_name(format!(".{}.{random}.partial", name.to_string_lossy())))
 }
 
 /// A failure writing the download of `url` to `path`.
 pub(crate) fn write_error(url: &str, path: &Path, e: &std::io::Error) -> StoreError {
-    StoreError::BadRequest(format!(
-        "cannot download {url} to {}: {e}",
-        path.display()
-    ))
+    StoreError::BadRequest(format!("cannot download {url} to {}: {e}", path.display()))
 }
 
 /// Moves a finished download into place; on failure the temporary file is

@@ -91,7 +91,8 @@ mod tests {
 
     #[test]
     fn keys_sorted_at_every_level_and_binary_canonical() {
-        let item = json!({"b": {"z": 1, "a": [{"y": 2, "x": 3}]}, "a": {"$binary": "AAEC"}, "e": ""});
+        let item =
+            json!({"b": {"z": 1, "a": [{"y": 2, "x": 3}]}, "a": {"$binary": "AAEC"}, "e": ""});
         let item = item.as_object().cloned().unwrap_or_default();
         let out = normalize(&item);
         let keys: Vec<&str> = out.keys().map(String::as_str).collect();

@@ -311,8 +311,12 @@ pub trait Objects: Send + Sync {
     /// size stored. A file that cannot be read gives
     /// [`StoreError::BadRequest`] naming it; readers never see part of an
     /// object.
-    async fn upload(&self, url: &str, path: &Path, kms_key: Option<&str>)
-    -> Result<u64, StoreError>;
+    async fn upload(
+        &self,
+        url: &str,
+        path: &Path,
+        kms_key: Option<&str>,
+    ) -> Result<u64, StoreError>;
     /// Writes the object `url` to the file `path`, streaming it through a
     /// temporary file in the same directory that is renamed into place, so
     /// `path` is either the whole object or untouched. Returns the size

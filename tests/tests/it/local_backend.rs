@@ -504,10 +504,7 @@ async fn transfers_leave_no_temporary_files() {
     names.sort();
     assert_eq!(names, ["back.sh", "payload.sh"]);
 
-    let onto_dir = b
-        .objects
-        .upload(&format!("{root}/p"), &source, None)
-        .await;
+    let onto_dir = b.objects.upload(&format!("{root}/p"), &source, None).await;
     assert!(
         matches!(onto_dir, Err(StoreError::BadRequest(_))),
         "{onto_dir:?}"
@@ -529,9 +526,7 @@ async fn the_event_bus_connects_on_its_own() {
         resources: vec![],
         bus: None,
     };
-    bus.put(&event)
-        .await
-        .unwrap_or_else(|e| panic!("put: {e}"));
+    bus.put(&event).await.unwrap_or_else(|e| panic!("put: {e}"));
     let text = std::fs::read_to_string(dir.path().join("events.jsonl"))
         .unwrap_or_else(|e| panic!("events.jsonl: {e}"));
     let lines: Vec<Value> = text

@@ -324,10 +324,7 @@ async fn check_transfers(o: &dyn Objects, realm: &str) {
 
     let url = format!("{root}/big.bin");
     assert_eq!(o.upload(&url, &source, None).await, Ok(BIG as u64));
-    let listed = o
-        .list(&url)
-        .await
-        .unwrap_or_else(|e| panic!("list: {e}"));
+    let listed = o.list(&url).await.unwrap_or_else(|e| panic!("list: {e}"));
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].size, BIG as u64);
     let back = dir.join("back.bin");
@@ -335,7 +332,10 @@ async fn check_transfers(o: &dyn Objects, realm: &str) {
     assert_eq!(o.download(&url, &back).await, Ok(BIG as u64));
     let got = read(&back);
     assert_eq!(got.len(), BIG);
-    assert!(got == body, "the downloaded file differs from the uploaded one");
+    assert!(
+        got == body,
+        "the downloaded file differs from the uploaded one"
+    );
 
     let empty = dir.join("empty");
     std::fs::write(&empty, b"").unwrap_or_else(|e| panic!("write: {e}"));
@@ -367,7 +367,10 @@ async fn check_transfers(o: &dyn Objects, realm: &str) {
     let Err(StoreError::BadRequest(text)) = &failed else {
         panic!("uploading a missing file: {failed:?}");
     };
-    assert!(text.contains("no-such-file"), "the error names the file: {text}");
+    assert!(
+        text.contains("no-such-file"),
+        "the error names the file: {text}"
+    );
     assert!(matches!(
         o.get(&absent_url).await,
         Err(StoreError::ObjectNotFound(_))
