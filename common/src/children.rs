@@ -1,5 +1,6 @@
 //! The child processes some `tokio::process::Child` is waiting for. The
-//! worker is a child subreaper (DECISIONS.md 32) and reaps the zombies of
+//! worker is a child subreaper (so a payload that escapes its process group
+//! is still reaped) and reaps the zombies of
 //! the orphans it inherits; it must leave these alone, or their `wait`
 //! fails with ECHILD and the code that started them sees an error instead
 //! of an exit status. Every program a lava process starts goes through

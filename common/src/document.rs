@@ -1,6 +1,7 @@
 //! Realm configuration as code: a document of realm, job, connection and
 //! s3trigger items (the table item shapes) read from JSON or YAML, validated
-//! as a whole, written to a backend, and exported back (DECISIONS.md 21).
+//! as a whole, written to a backend, and exported back (`lava-realm import`
+//! and `export`).
 
 use serde_json::{Map, Value};
 

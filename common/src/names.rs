@@ -1,6 +1,7 @@
 //! Names derived from a realm and worker: table names, the dispatch queue,
 //! the default bucket, and the rules realm and worker names must follow
-//! (spec/tables.md §1 and §8, DECISIONS.md 27).
+//! (the queue `lava-<realm>-<worker>` must fit SQS's 80 characters and
+//! parse back into realm and worker).
 
 /// A realm or worker name that lava cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! Creating a realm on a backend: its tables (keys, indexes, TTL), one queue
-//! per worker fleet, the bucket, and the realm item (DECISIONS.md 21, 26).
+//! per worker fleet, the bucket, and the realm item: what `lava-realm create`
+//! and the test harness both call.
 
 use serde_json::{Map, Value};
 
@@ -55,7 +56,7 @@ pub enum ProvisionError {
 /// Creates (or completes) a realm; existing tables, queues and bucket are
 /// kept, and the realm item is written last. The bucket's URL root comes
 /// from the objects seam (`s3://<bucket>`, or `file:///<DIR>/objects/<bucket>`
-/// on the local backend, DECISIONS.md 19). Returns the realm record.
+/// on the local backend). Returns the realm record.
 pub async fn create_realm(backend: &Backend, setup: &RealmSetup) -> Result<Realm, ProvisionError> {
     names::check_realm(&setup.realm)?;
     for worker in &setup.workers {

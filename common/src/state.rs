@@ -1,6 +1,6 @@
 //! The state manager: small typed values with an expiry in
 //! `lava.<realm>.state`, read when a job's `state` map is expanded and
-//! written by the `state` action (spec/actions-state.md §3).
+//! written by the `state` action.
 
 use serde_json::{Map, Value};
 
@@ -36,7 +36,8 @@ pub enum StateError {
     Store(#[from] StoreError),
 }
 
-/// Reads a state value; `None` when absent or expired (DECISIONS.md 18).
+/// Reads a state value; `None` when absent or expired (an item whose `ttl`
+/// has passed reads as absent on every backend, whenever TTL deletion runs).
 pub async fn read(
     tables: &dyn Tables,
     realm: &str,

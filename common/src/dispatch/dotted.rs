@@ -1,5 +1,4 @@
-//! `-p`/`-g NAME=VALUE` options: dotted names build nested maps
-//! (spec/dispatch.md §4.1).
+//! `-p`/`-g NAME=VALUE` options: dotted names build nested maps.
 
 use serde_json::{Map, Value};
 

@@ -1,6 +1,6 @@
 //! The dispatch message: the JSON body on `lava-<realm>-<worker>`, written
 //! key for key as the original writes it and read as strictly as the
-//! original worker reads it (spec/dispatch.md §2, spec/worker.md §5).
+//! original worker reads it.
 
 use std::io;
 

@@ -1,5 +1,5 @@
 //! Dispatch: the one routine every producer (CLI, cron, actions, job types)
-//! calls to put a run on a worker fleet's queue (spec/dispatch.md §1).
+//! calls to put a run on a worker fleet's queue.
 
 pub mod dotted;
 pub mod message;

@@ -1,4 +1,4 @@
-//! A connection definition: one item of `lava.<realm>.connections` (spec/tables.md §4).
+//! A connection definition: one item of `lava.<realm>.connections`.
 
 use serde_json::Value;
 

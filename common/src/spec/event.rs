@@ -1,5 +1,5 @@
 //! A run's history: one item of `lava.<realm>.events` per (job, run), with an
-//! append-only `log` of event entries (spec/tables.md §5, spec/worker.md §8).
+//! append-only `log` of event entries.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -29,7 +29,8 @@ pub enum Status {
 }
 
 impl Status {
-    /// True for statuses that end a run (DECISIONS.md 31).
+    /// True for statuses that end a run: a copy of its message received later
+    /// is deleted, not run again.
     pub fn is_final(self) -> bool {
         matches!(
             self,

@@ -1,4 +1,4 @@
-//! A job specification: one item of `lava.<realm>.jobs` (spec/tables.md §3).
+//! A job specification: one item of `lava.<realm>.jobs`.
 
 use serde_json::{Map, Value};
 

@@ -1,6 +1,6 @@
 //! The items lava keeps in its tables (realm, job, connection, s3trigger,
 //! state item, event record), read from plain JSON maps and validated as the
-//! original lava validates them (spec/tables.md).
+//! original lava validates them.
 
 mod connection;
 mod event;

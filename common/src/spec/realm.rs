@@ -1,4 +1,4 @@
-//! A realm definition: one item of the global `lava.realms` table (spec/tables.md §2).
+//! A realm definition: one item of the global `lava.realms` table.
 
 use serde_json::{Map, Value};
 

@@ -1,4 +1,4 @@
-//! An S3 trigger: one item of `lava.<realm>.s3triggers` (spec/tables.md §6).
+//! An S3 trigger: one item of `lava.<realm>.s3triggers`.
 
 use serde_json::Value;
 

@@ -1,4 +1,4 @@
-//! A state item: one item of `lava.<realm>.state` (spec/tables.md §7). The
+//! A state item: one item of `lava.<realm>.state`. The
 //! reader is strict: no attribute beyond the known ones, not even `x-*`.
 
 use serde_json::Value;

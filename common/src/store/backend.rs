@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::aws::{self, AwsBus, AwsObjects, AwsQueue, AwsTables};
-use super::local::{self, LocalBus};
+use super::engine::{Connector, Seams};
 use super::{EventBus, Objects, Queue, StoreError, Tables};
 
-/// Which backend a process runs on (DECISIONS.md 12).
+/// Which backend a process runs on, as given by `--backend` or
+/// `LAVA_BACKEND`; `aws` is the default so existing realms and cron lines
+/// keep working. Each value puts every seam on one engine ([`Seams::from`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendSpec {
     /// DynamoDB, SQS and S3: the default.
@@ -40,7 +41,7 @@ impl std::fmt::Display for BackendSpec {
     }
 }
 
-/// The three seams of one backend.
+/// The seams of one backend.
 #[derive(Clone)]
 pub struct Backend {
     /// Realm tables.
@@ -50,6 +51,11 @@ pub struct Backend {
     /// Payloads and outputs.
     pub objects: Arc<dyn Objects>,
     /// Events of the `event` action.
+    ///
+    /// Deprecated: the event bus is a client of one action, not a storage
+    /// seam, and will move out of `Backend` into the worker's action
+    /// clients. Build it with [`super::connect_bus`] or
+    /// [`Connector::bus`] instead.
     pub bus: Arc<dyn EventBus>,
 }
 
@@ -63,26 +69,18 @@ impl Backend {
     /// Connects to a backend. For AWS nothing is sent yet: clients connect on
     /// first use. The local backend opens (creating or migrating) `<DIR>/lava.db`.
     pub async fn connect(spec: &BackendSpec, profile: Option<&str>) -> Result<Self, StoreError> {
-        match spec {
-            BackendSpec::Aws => {
-                let config = aws::sdk_config(profile).await;
-                Ok(Self {
-                    tables: Arc::new(AwsTables::new(&config)),
-                    queue: Arc::new(AwsQueue::new(&config)),
-                    objects: Arc::new(AwsObjects::new(&config)),
-                    bus: Arc::new(AwsBus::new(&config)),
-                })
-            }
-            BackendSpec::Local(dir) => {
-                let store = local::open(dir).await?;
-                Ok(Self {
-                    tables: Arc::new(store.tables),
-                    queue: Arc::new(store.queue),
-                    objects: Arc::new(store.objects),
-                    bus: Arc::new(LocalBus::new(dir)),
-                })
-            }
-        }
+        Self::assemble(&Seams::from(spec), &Connector::new(profile)).await
+    }
+
+    /// Builds each seam on its own engine, sharing what `connector` has
+    /// already set up.
+    pub async fn assemble(seams: &Seams, connector: &Connector) -> Result<Self, StoreError> {
+        Ok(Self {
+            tables: connector.tables(&seams.tables).await?,
+            queue: connector.queue(&seams.queue).await?,
+            objects: connector.objects(&seams.objects).await?,
+            bus: connector.bus(&seams.bus).await?,
+        })
     }
 }
 

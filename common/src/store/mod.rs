@@ -1,12 +1,19 @@
 //! The three storage seams lava runs on — tables, queue, objects — as small
-//! traits, and the choice of backend that implements them (DESIGN.md §5).
-//! Everything above the seams is written once for every backend.
+//! traits (plus the event bus of the `event` action), and the choice of the
+//! engine that implements each. Everything above the seams is written once
+//! for every engine.
 
 pub mod aws;
 mod backend;
+pub mod engine;
+mod files;
+pub mod item;
 pub mod local;
 
 pub use backend::{Backend, BackendSpec};
+pub use engine::{Connector, Engine, Seams, connect_bus};
+
+use std::path::Path;
 
 use async_trait::async_trait;
 
@@ -140,7 +147,7 @@ impl Key {
     }
 }
 
-/// One event appended to a run's events item (spec/worker.md §8).
+/// One event appended to a run's events item.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventWrite {
     /// Key: the job.
@@ -153,13 +160,15 @@ pub struct EventWrite {
     /// The `log` entry: `{ts_event, tu_event, status, info}`.
     pub entry: Item,
     /// The entry's position: the append only happens while `log` holds
-    /// exactly this many entries (DECISIONS.md 42).
+    /// exactly this many entries, so a write retried after a lost reply
+    /// cannot append the same entry twice.
     pub index: usize,
     /// Remove the run's lease in the same write (the final event).
     pub release_lease: bool,
 }
 
-/// A run's lease, kept in the events item (DECISIONS.md 31).
+/// A run's lease, kept in the events item: a run whose message arrives
+/// twice (a retried send, a lost delete reply) runs on one worker only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The worker process that holds it.
@@ -280,16 +289,40 @@ pub struct ObjectInfo {
 
 /// The objects seam: payloads and outputs by URL (`s3://bucket/key` on AWS,
 /// `file:///<DIR>/objects/<bucket>/<key>` on the local backend).
+///
+/// [`Objects::upload`] and [`Objects::download`] stream between a file and
+/// the store and suit bodies of any size; [`Objects::put`] and
+/// [`Objects::get`] hold the whole body in memory and are for small bodies
+/// only (event records, state).
 #[async_trait]
 pub trait Objects: Send + Sync {
     /// The URL of a bucket's root on this backend, without a trailing `/`:
     /// `s3://<bucket>` or `file:///<DIR>/objects/<bucket>`. Object URLs are
     /// this root, `/` and the key.
     fn bucket_url(&self, bucket: &str) -> String;
-    /// Stores an object; `kms_key` selects SSE-KMS, else SSE AES256.
+    /// Stores a small object from memory; `kms_key` selects SSE-KMS, else
+    /// SSE AES256. Use [`Objects::upload`] for anything that may be large.
     async fn put(&self, url: &str, body: Vec<u8>, kms_key: Option<&str>) -> Result<(), StoreError>;
-    /// Reads an object.
+    /// Reads a small object into memory. Use [`Objects::download`] for
+    /// anything that may be large.
     async fn get(&self, url: &str) -> Result<Vec<u8>, StoreError>;
+    /// Stores the file at `path` as the object `url`, streaming it (large
+    /// files go up in parts); `kms_key` as for [`Objects::put`]. Returns the
+    /// size stored. A file that cannot be read gives
+    /// [`StoreError::BadRequest`] naming it; readers never see part of an
+    /// object.
+    async fn upload(
+        &self,
+        url: &str,
+        path: &Path,
+        kms_key: Option<&str>,
+    ) -> Result<u64, StoreError>;
+    /// Writes the object `url` to the file `path`, streaming it through a
+    /// temporary file in the same directory that is renamed into place, so
+    /// `path` is either the whole object or untouched. Returns the size
+    /// written. A missing object gives [`StoreError::ObjectNotFound`] and
+    /// leaves no file behind.
+    async fn download(&self, url: &str, path: &Path) -> Result<u64, StoreError>;
     /// Objects whose URL starts with `prefix_url`, not descending past the next `/`.
     async fn list(&self, prefix_url: &str) -> Result<Vec<ObjectInfo>, StoreError>;
     /// Creates the bucket (or directory) behind a URL if absent.
@@ -319,7 +352,7 @@ pub trait Objects: Send + Sync {
     }
 }
 
-/// One event for an event bus (the `event` action, DECISIONS.md 20).
+/// One event for an event bus (the `event` action).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusEvent {
     /// `source`, e.g. `lava.<realm>`.

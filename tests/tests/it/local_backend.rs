@@ -1,6 +1,7 @@
 //! The local backend (`local:<DIR>`) beyond the shared seam contract: TTL,
 //! receipts and visibility, long polls, bad directories and database files,
-//! schema migration, and several processes sharing one queue.
+//! schema migration, several processes sharing one queue, file transfers'
+//! temporary files, and the event bus on its own.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -8,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use lava_common::provision::{self, RealmSetup};
 use lava_common::spec::Item;
-use lava_common::store::{Backend, BackendSpec, EventWrite, Index, Key, StoreError, Table};
+use lava_common::store::{
+    Backend, BackendSpec, BusEvent, EventWrite, Index, Key, StoreError, Table, connect_bus,
+};
 use lava_tests::{lava, local_backend, output, stderr, stdout, unique};
 use serde_json::{Value, json};
 
@@ -466,4 +469,72 @@ async fn several_processes_share_a_queue_without_losing_or_doubling() {
             .map(|v| v.len()),
         Ok(0)
     );
+}
+
+/// Uploads are written under `<DIR>/partial` and renamed into place;
+/// neither they nor downloads leave a temporary file behind, and a key that
+/// is a "directory" of other keys cannot be uploaded to.
+#[tokio::test]
+async fn transfers_leave_no_temporary_files() {
+    let (dir, b) = local_backend().await;
+    let realm = realm_on(&b).await;
+    let root = b
+        .objects
+        .bucket_url(&lava_common::names::default_bucket(&realm));
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let source = work.path().join("payload.sh");
+    std::fs::write(&source, "echo hi").unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("{root}/p/payload.sh");
+    assert_eq!(b.objects.upload(&url, &source, None).await, Ok(7));
+    let partial: Vec<_> = std::fs::read_dir(dir.path().join("partial"))
+        .map(|list| list.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(partial.is_empty(), "left in partial/: {partial:?}");
+
+    let back = work.path().join("back.sh");
+    assert_eq!(b.objects.download(&url, &back).await, Ok(7));
+    assert_eq!(std::fs::read(&back).ok(), Some(b"echo hi".to_vec()));
+    let mut names: Vec<String> = std::fs::read_dir(work.path())
+        .map(|list| {
+            list.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    assert_eq!(names, ["back.sh", "payload.sh"]);
+
+    let onto_dir = b.objects.upload(&format!("{root}/p"), &source, None).await;
+    assert!(
+        matches!(onto_dir, Err(StoreError::BadRequest(_))),
+        "{onto_dir:?}"
+    );
+}
+
+/// The event bus connects on its own, without the rest of the backend, and
+/// appends each event as one JSON line to `<DIR>/events.jsonl`.
+#[tokio::test]
+async fn the_event_bus_connects_on_its_own() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bus = connect_bus(&BackendSpec::Local(dir.path().to_path_buf()), None)
+        .await
+        .unwrap_or_else(|e| panic!("connect_bus: {e}"));
+    let event = BusEvent {
+        source: "lava.lb".into(),
+        detail_type: "Lava Job Action".into(),
+        detail: json!({"job_id": "j"}).to_string(),
+        resources: vec![],
+        bus: None,
+    };
+    bus.put(&event).await.unwrap_or_else(|e| panic!("put: {e}"));
+    let text = std::fs::read_to_string(dir.path().join("events.jsonl"))
+        .unwrap_or_else(|e| panic!("events.jsonl: {e}"));
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["source"], json!("lava.lb"));
+    assert_eq!(lines[0]["detail-type"], json!("Lava Job Action"));
+    assert_eq!(lines[0]["detail"], json!({"job_id": "j"}));
 }

@@ -2,11 +2,13 @@
 //! takes a backend and a fresh realm, so every backend runs the same checks:
 //! `aws_*` on the emulator, `local_*` on a fresh `local:<tempdir>`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use lava_common::provision::{self, RealmSetup};
 use lava_common::spec::Item;
-use lava_common::store::{Backend, EventWrite, Index, Key, Lease, StoreError, Table};
+use lava_common::store::aws::{AwsObjects, Multipart};
+use lava_common::store::{Backend, EventWrite, Index, Key, Lease, Objects, StoreError, Table};
 use lava_tests::{backend, local_backend, unique};
 use serde_json::{Value, json};
 
@@ -266,6 +268,115 @@ async fn check_objects(b: &Backend, realm: &str) {
     ));
 }
 
+/// `len` bytes that differ from part to part and from offset to offset, so
+/// a part sent twice, dropped or out of order shows.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut state: u32 = 0x2545_f491;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Names of the entries of a directory, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let list = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut names: Vec<String> = list
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The size of a file a little above two 5 MiB parts, so an upload with
+/// [`small_parts`] goes up in three parts, the last one short.
+const BIG: usize = 12 * 1024 * 1024 + 4321;
+
+/// Multipart above 5 MiB, in S3's smallest parts.
+fn small_parts() -> Multipart {
+    Multipart {
+        threshold: 5 * 1024 * 1024,
+        part_size: 5 * 1024 * 1024,
+    }
+}
+
+/// Files streamed up and down: a file above the multipart threshold comes
+/// back byte for byte; an empty one too; a download replaces an existing
+/// file whole; a missing object gives `ObjectNotFound` and leaves no file;
+/// a missing local file is an error naming it, and stores nothing.
+async fn check_transfers(o: &dyn Objects, realm: &str) {
+    let bucket = lava_common::names::default_bucket(realm);
+    let root = format!("{}/transfers", o.bucket_url(&bucket));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let dir = dir.path();
+    let source = dir.join("big.bin");
+    let body = pattern(BIG);
+    std::fs::write(&source, &body).unwrap_or_else(|e| panic!("write: {e}"));
+
+    let url = format!("{root}/big.bin");
+    assert_eq!(o.upload(&url, &source, None).await, Ok(BIG as u64));
+    let listed = o.list(&url).await.unwrap_or_else(|e| panic!("list: {e}"));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].size, BIG as u64);
+    let back = dir.join("back.bin");
+    std::fs::write(&back, b"an older, shorter file").unwrap_or_else(|e| panic!("write: {e}"));
+    assert_eq!(o.download(&url, &back).await, Ok(BIG as u64));
+    let got = read(&back);
+    assert_eq!(got.len(), BIG);
+    assert!(
+        got == body,
+        "the downloaded file differs from the uploaded one"
+    );
+
+    let empty = dir.join("empty");
+    std::fs::write(&empty, b"").unwrap_or_else(|e| panic!("write: {e}"));
+    let empty_url = format!("{root}/empty");
+    assert_eq!(o.upload(&empty_url, &empty, None).await, Ok(0));
+    let empty_back = dir.join("empty.back");
+    assert_eq!(o.download(&empty_url, &empty_back).await, Ok(0));
+    assert_eq!(read(&empty_back), b"");
+
+    let small = dir.join("small.sh");
+    std::fs::write(&small, b"echo hello").unwrap_or_else(|e| panic!("write: {e}"));
+    let small_url = format!("{root}/small.sh");
+    assert_eq!(o.upload(&small_url, &small, None).await, Ok(10));
+    assert_eq!(o.get(&small_url).await, Ok(b"echo hello".to_vec()));
+
+    let before = entries(dir);
+    let nowhere = dir.join("missing.bin");
+    let missing = o.download(&format!("{root}/missing.bin"), &nowhere).await;
+    assert!(
+        matches!(missing, Err(StoreError::ObjectNotFound(_))),
+        "{missing:?}"
+    );
+    assert!(!nowhere.exists(), "a failed download left {nowhere:?}");
+    assert_eq!(entries(dir), before, "a failed download left a file behind");
+
+    let absent = dir.join("no-such-file");
+    let absent_url = format!("{root}/absent");
+    let failed = o.upload(&absent_url, &absent, None).await;
+    let Err(StoreError::BadRequest(text)) = &failed else {
+        panic!("uploading a missing file: {failed:?}");
+    };
+    assert!(
+        text.contains("no-such-file"),
+        "the error names the file: {text}"
+    );
+    assert!(matches!(
+        o.get(&absent_url).await,
+        Err(StoreError::ObjectNotFound(_))
+    ));
+}
+
 #[tokio::test]
 async fn aws_tables() {
     let b = backend().await;
@@ -295,6 +406,38 @@ async fn aws_objects() {
 }
 
 #[tokio::test]
+async fn aws_transfers() {
+    let b = backend().await;
+    let realm = fresh_realm(&b).await;
+    let config = lava_common::store::aws::sdk_config(None).await;
+    let objects = AwsObjects::new(&config).with_multipart(small_parts());
+    check_transfers(&objects, &realm).await;
+    // The big file really went up in three parts: S3 gives a multipart
+    // object an ETag ending in `-<parts>`.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let head = s3
+        .head_object()
+        .bucket(lava_common::names::default_bucket(&realm))
+        .key("transfers/big.bin")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("head: {e:?}"));
+    let etag = head.e_tag().unwrap_or_default();
+    assert!(etag.trim_matches('"').ends_with("-3"), "ETag {etag}");
+    let pending = s3
+        .list_multipart_uploads()
+        .bucket(lava_common::names::default_bucket(&realm))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list uploads: {e:?}"));
+    assert!(pending.uploads().is_empty(), "{:?}", pending.uploads());
+}
+
+#[tokio::test]
 async fn local_tables() {
     let (_dir, b) = local_backend().await;
     let realm = fresh_realm(&b).await;
@@ -320,4 +463,11 @@ async fn local_objects() {
     let (_dir, b) = local_backend().await;
     let realm = fresh_realm(&b).await;
     check_objects(&b, &realm).await;
+}
+
+#[tokio::test]
+async fn local_transfers() {
+    let (_dir, b) = local_backend().await;
+    let realm = fresh_realm(&b).await;
+    check_transfers(b.objects.as_ref(), &realm).await;
 }

@@ -1,38 +1,19 @@
 //! Conversion between DynamoDB attribute values and the JSON maps lava works
-//! with. Numbers keep integer form; binary values travel as `{"$binary": base64}`.
+//! with, in the shape of [`crate::store::item`]: numbers keep integer form;
+//! binary values travel as `{"$binary": base64}`.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde_json::{Map, Number, Value};
+use serde_json::Value;
 
 use crate::spec::Item;
-
-/// The JSON key that marks a binary attribute.
-pub const BINARY_KEY: &str = "$binary";
-
-/// DynamoDB number text to a JSON number: integers stay integers.
-fn number(text: &str) -> Value {
-    if let Ok(i) = text.parse::<i64>() {
-        return Value::from(i);
-    }
-    if let Ok(u) = text.parse::<u64>() {
-        return Value::from(u);
-    }
-    text.parse::<f64>()
-        .ok()
-        .and_then(Number::from_f64)
-        .map_or_else(|| Value::String(text.to_string()), Value::Number)
-}
+pub use crate::store::item::BINARY_KEY;
+use crate::store::item::{binary_bytes, binary_value, number_from_text as number};
 
 fn binary(blob: &Blob) -> Value {
-    let mut map = Map::new();
-    map.insert(
-        BINARY_KEY.into(),
-        Value::String(aws_smithy_types::base64::encode(blob.as_ref())),
-    );
-    Value::Object(map)
+    binary_value(blob.as_ref())
 }
 
 /// One attribute value as JSON. Sets become lists.
@@ -69,15 +50,10 @@ pub fn from_json(value: &Value) -> AttributeValue {
         Value::Number(n) => AttributeValue::N(n.to_string()),
         Value::String(s) => AttributeValue::S(s.clone()),
         Value::Array(list) => AttributeValue::L(list.iter().map(from_json).collect()),
-        Value::Object(map) => {
-            if map.len() == 1
-                && let Some(Value::String(b64)) = map.get(BINARY_KEY)
-                && let Ok(bytes) = aws_smithy_types::base64::decode(b64)
-            {
-                return AttributeValue::B(Blob::new(bytes));
-            }
-            AttributeValue::M(item_from_json(map))
-        }
+        Value::Object(map) => match binary_bytes(map) {
+            Some(bytes) => AttributeValue::B(Blob::new(bytes)),
+            None => AttributeValue::M(item_from_json(map)),
+        },
     }
 }
 
@@ -109,5 +85,42 @@ mod tests {
             from_json(&json!({"$binary": "AAEC"})),
             AttributeValue::B(_)
         ));
+    }
+
+    /// A JSON value of any shape, with keys that collide with the binary
+    /// marker and strings that are (or almost are) base64.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "[A-Za-z0-9+/=!]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(("(\\$binary|[a-c]{1,2})", inner), 0..4)
+                    .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The engine-neutral normalisation is exactly a DynamoDB round trip.
+        #[test]
+        fn normalize_is_a_dynamodb_round_trip(value in any_value()) {
+            let item: Item = [("v".to_string(), value.clone()), ("a".to_string(), value)]
+                .into_iter()
+                .collect();
+            proptest::prop_assert_eq!(
+                crate::store::item::normalize(&item),
+                item_to_json(&item_from_json(&item))
+            );
+        }
     }
 }

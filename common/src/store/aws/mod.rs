@@ -9,7 +9,7 @@ mod queue;
 mod tables;
 
 pub use bus::AwsBus;
-pub use objects::AwsObjects;
+pub use objects::{AwsObjects, MIN_PART_SIZE, Multipart};
 pub use queue::AwsQueue;
 pub use tables::AwsTables;
 
@@ -52,7 +52,8 @@ pub const SQS_ATTEMPT: Duration = Duration::from_secs(40);
 const CONNECT: Duration = Duration::from_secs(5);
 
 /// Timeouts for a client: connect, and each attempt when `attempt` is set.
-/// S3 gets none per attempt: a payload or an output may be large.
+/// The S3 client gets none per attempt, as a body may be large: file
+/// uploads set one per request, in proportion to the bytes it carries.
 pub(crate) fn timeouts(attempt: Option<Duration>) -> TimeoutConfig {
     let builder = TimeoutConfig::builder().connect_timeout(CONNECT);
     match attempt {

@@ -1,5 +1,5 @@
 //! The event-bus seam on the local backend: each event is appended as one
-//! JSON line to `<DIR>/events.jsonl` (DECISIONS.md 20), in the shape
+//! JSON line to `<DIR>/events.jsonl`, in the shape
 //! EventBridge delivers to its targets.
 
 use std::io::Write;

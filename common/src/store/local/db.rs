@@ -345,7 +345,7 @@ impl Db {
     }
 
     /// Deletes expired items and messages past retention, at most once a
-    /// minute per process (DECISIONS.md 18: reads already skip them).
+    /// minute per process (reads already skip them; this only frees space).
     fn sweep_if_due(&self, conn: &Connection) {
         let now = now_secs();
         let last = self.last_sweep.load(Ordering::Relaxed);

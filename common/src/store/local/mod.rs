@@ -1,13 +1,12 @@
-//! The local backend (`local:<DIR>`, DESIGN.md §5): one SQLite file
+//! The local backend (`local:<DIR>`): one SQLite file
 //! `<DIR>/lava.db` holds every realm's tables and every queue; objects are
-//! files under `<DIR>/objects/<bucket>/<key>`, addressed by `file://` URLs
-//! (DECISIONS.md 19). Several processes may share the directory: the
-//! database runs in WAL mode with a busy timeout and claims messages in
-//! `BEGIN IMMEDIATE` transactions.
+//! files under `<DIR>/objects/<bucket>/<key>`, addressed by `file://` URLs.
+//! Several processes may share the directory: the database runs in WAL mode
+//! with a busy timeout and claims messages in `BEGIN IMMEDIATE` transactions.
 //!
 //! Semantics follow the AWS backend: strongly consistent reads, TTL
 //! (items of the events and state tables whose `ttl` is in the past read as
-//! absent and are deleted opportunistically, DECISIONS.md 18), the same
+//! absent and are deleted opportunistically), the same
 //! conditional event appends and leases, and SQS-like queues (delay,
 //! per-queue visibility timeout, receive counts, receipts invalidated on
 //! redelivery, long polls).

@@ -1,9 +1,10 @@
 //! The objects seam on the file system: object `<key>` of bucket `<b>` is
 //! the file `<DIR>/objects/<b>/<key>`, addressed as
-//! `file://<DIR>/objects/<b>/<key>` (DECISIONS.md 19). Only such URLs are
+//! `file://<DIR>/objects/<b>/<key>`. Only such URLs are
 //! accepted; keys are taken as written (no percent-decoding) and may not
 //! hold empty, `.` or `..` segments. Writes go to `<DIR>/partial` first and
-//! are renamed into place, so readers never see half an object. Listing
+//! are renamed into place, so readers never see half an object; uploads
+//! and downloads copy file to file, never holding a body in memory. Listing
 //! works as S3's with delimiter `/`: a string prefix, not descending past
 //! the next `/`. Server-side encryption settings are ignored.
 //!
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
+use crate::store::files;
 use crate::store::{ObjectInfo, Objects, StoreError};
 
 /// Objects under `<DIR>/objects`.
@@ -71,6 +73,72 @@ impl LocalObjects {
     fn bucket_dir(&self, loc: &Location) -> PathBuf {
         self.root.join(&loc.bucket)
     }
+
+    /// The file of the object `url`.
+    fn object_path(&self, url: &str) -> Result<PathBuf, StoreError> {
+        let loc = self.locate(url)?;
+        check_segments(url, loc.key.split('/'))?;
+        Ok(self.bucket_dir(&loc).join(&loc.key))
+    }
+
+    /// Stores the object `url`: `write` fills a new file in `<DIR>/partial`,
+    /// which is then renamed into place, so readers never see half an object.
+    async fn store<T: Send + 'static>(
+        &self,
+        url: &str,
+        write: impl FnOnce(&Path) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let loc = self.locate(url)?;
+        check_segments(url, loc.key.split('/'))?;
+        let bucket = self.bucket_dir(&loc);
+        let path = bucket.join(&loc.key);
+        let partial = self.partial.clone();
+        let url = url.to_string();
+        blocking(move || {
+            require_bucket(&url, &bucket)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::BadRequest(format!(
+                        "the local backend cannot store {url}: {} is not a directory ({e})",
+                        parent.display()
+                    ))
+                })?;
+            }
+            std::fs::create_dir_all(&partial).map_err(|e| io_error(&url, &partial, &e))?;
+            let temp = partial.join(uuid::Uuid::new_v4().simple().to_string());
+            let written = match write(&temp) {
+                Ok(written) => written,
+                Err(e) => {
+                    // Best effort, as below.
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(io_error(&url, &temp, &e));
+                }
+            };
+            if let Err(e) = std::fs::rename(&temp, &path) {
+                // Best effort: the partial file is ours and useless now.
+                let _ = std::fs::remove_file(&temp);
+                return Err(if path.is_dir() {
+                    StoreError::BadRequest(format!(
+                        "the local backend cannot store {url}: {} is a directory",
+                        path.display()
+                    ))
+                } else {
+                    io_error(&url, &path, &e)
+                });
+            }
+            Ok(written)
+        })
+        .await
+    }
+}
+
+/// An error that means there is no object at that path (S3 would answer
+/// NoSuchKey).
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::NotFound | ErrorKind::IsADirectory | ErrorKind::NotADirectory
+    )
 }
 
 /// Checks the `/`-separated segments of a key: none empty, `.` or `..`.
@@ -121,58 +189,68 @@ impl Objects for LocalObjects {
         body: Vec<u8>,
         _kms_key: Option<&str>,
     ) -> Result<(), StoreError> {
-        let loc = self.locate(url)?;
-        check_segments(url, loc.key.split('/'))?;
-        let bucket = self.bucket_dir(&loc);
-        let path = bucket.join(&loc.key);
-        let partial = self.partial.clone();
+        self.store(url, move |temp| std::fs::write(temp, &body))
+            .await
+    }
+
+    async fn get(&self, url: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.object_path(url)?;
         let url = url.to_string();
-        blocking(move || {
-            require_bucket(&url, &bucket)?;
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::BadRequest(format!(
-                        "the local backend cannot store {url}: {} is not a directory ({e})",
-                        parent.display()
-                    ))
-                })?;
-            }
-            std::fs::create_dir_all(&partial).map_err(|e| io_error(&url, &partial, &e))?;
-            let temp = partial.join(uuid::Uuid::new_v4().simple().to_string());
-            std::fs::write(&temp, &body).map_err(|e| io_error(&url, &temp, &e))?;
-            if let Err(e) = std::fs::rename(&temp, &path) {
-                // Best effort: the partial file is ours and useless now.
-                let _ = std::fs::remove_file(&temp);
-                return Err(if path.is_dir() {
-                    StoreError::BadRequest(format!(
-                        "the local backend cannot store {url}: {} is a directory",
-                        path.display()
-                    ))
-                } else {
-                    io_error(&url, &path, &e)
-                });
-            }
-            Ok(())
+        blocking(move || match std::fs::read(&path) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if is_missing(&e) => Err(StoreError::ObjectNotFound(url)),
+            Err(e) => Err(io_error(&url, &path, &e)),
         })
         .await
     }
 
-    async fn get(&self, url: &str) -> Result<Vec<u8>, StoreError> {
-        let loc = self.locate(url)?;
-        check_segments(url, loc.key.split('/'))?;
-        let path = self.bucket_dir(&loc).join(&loc.key);
+    async fn upload(
+        &self,
+        url: &str,
+        path: &Path,
+        _kms_key: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        files::upload_size(url, path).await?;
+        let source = path.to_path_buf();
+        self.store(url, move |temp| {
+            let mut from = std::fs::File::open(&source)?;
+            let mut to = std::fs::File::create(temp)?;
+            std::io::copy(&mut from, &mut to)
+        })
+        .await
+    }
+
+    async fn download(&self, url: &str, path: &Path) -> Result<u64, StoreError> {
+        let object = self.object_path(url)?;
+        let temp = files::temp_sibling(url, path)?;
+        let dest = path.to_path_buf();
         let url = url.to_string();
-        blocking(move || match std::fs::read(&path) {
-            Ok(bytes) => Ok(bytes),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::NotFound | ErrorKind::IsADirectory | ErrorKind::NotADirectory
-                ) =>
-            {
-                Err(StoreError::ObjectNotFound(url))
+        blocking(move || {
+            let mut from = match std::fs::File::open(&object) {
+                Ok(f) => f,
+                Err(e) if is_missing(&e) => return Err(StoreError::ObjectNotFound(url)),
+                Err(e) => return Err(io_error(&url, &object, &e)),
+            };
+            match from.metadata() {
+                Ok(meta) if meta.is_file() => {}
+                Ok(_) => return Err(StoreError::ObjectNotFound(url)),
+                Err(e) => return Err(io_error(&url, &object, &e)),
             }
-            Err(e) => Err(io_error(&url, &path, &e)),
+            let mut to =
+                std::fs::File::create(&temp).map_err(|e| files::write_error(&url, &dest, &e))?;
+            let copied = std::io::copy(&mut from, &mut to)
+                .map_err(|e| files::write_error(&url, &dest, &e))
+                .and_then(|size| {
+                    drop(to);
+                    std::fs::rename(&temp, &dest)
+                        .map(|()| size)
+                        .map_err(|e| files::write_error(&url, &dest, &e))
+                });
+            if copied.is_err() {
+                // Best effort: the partial file is ours and useless now.
+                let _ = std::fs::remove_file(&temp);
+            }
+            copied
         })
         .await
     }

@@ -3,8 +3,8 @@
 //! each table needs kept in two extra columns, DynamoDB's item rules (keys
 //! are non-empty strings, index keys are strings when present, 400 KB per
 //! item, numbers normalised as DynamoDB returns them), TTL on read for the
-//! events and state tables, and the conditional event appends and leases of
-//! DECISIONS.md 31 and 42 as `BEGIN IMMEDIATE` transactions.
+//! events and state tables, and the conditional event appends and leases as
+//! `BEGIN IMMEDIATE` transactions.
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use serde_json::{Map, Number, Value};
 
 use super::db::{Db, DbError, now_secs};
 use crate::spec::Item;
-use crate::store::aws::attr;
+use crate::store::item::{BINARY_KEY, normalize};
 use crate::store::{EventWrite, Index, Key, Lease, StoreError, Table, Tables};
 
 /// DynamoDB's item size limit.
@@ -57,11 +57,6 @@ struct Row {
     ttl: Option<i64>,
     ix_pk: Option<String>,
     ix_sk: Option<String>,
-}
-
-/// Numbers, binary values and key order exactly as DynamoDB returns them.
-fn normalize(item: &Item) -> Item {
-    attr::item_to_json(&attr::item_from_json(item))
 }
 
 fn key_attr(item: &Item, table: &str, attr: &str) -> Result<String, StoreError> {
@@ -107,7 +102,7 @@ fn value_size(value: &Value) -> usize {
         Value::String(s) => s.len(),
         Value::Array(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
         Value::Object(map) => {
-            if let (1, Some(Value::String(b64))) = (map.len(), map.get(attr::BINARY_KEY)) {
+            if let (1, Some(Value::String(b64))) = (map.len(), map.get(BINARY_KEY)) {
                 return b64.len() / 4 * 3;
             }
             3 + map
@@ -124,6 +119,7 @@ fn item_size(item: &Item) -> usize {
 
 /// Validates an item for `table` and turns it into a row.
 fn to_row(table: Table, name: &str, item: &Item) -> Result<Row, StoreError> {
+    // Numbers, binary values and key order exactly as DynamoDB returns them.
     let item = normalize(item);
     let (pk_name, sk_name) = table.key_schema();
     let pk = key_attr(&item, name, pk_name)?;
@@ -395,7 +391,8 @@ impl Tables for LocalTables {
                         .into());
                     }
                 };
-                // Index 0: no log yet; else exactly `index` entries (DECISIONS.md 42).
+                // Index 0: no log yet; else exactly `index` entries, so a retried
+                // append cannot add the same entry twice.
                 let holds = match held {
                     None => write.index == 0,
                     Some(n) => write.index > 0 && n == write.index,
@@ -446,7 +443,7 @@ impl Tables for LocalTables {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 require_table(&tx, &name)?;
                 let existing = read_live(&tx, &name, &job_id, &run_id, now_secs())?;
-                // Absent, expired by `now`, or already ours (DECISIONS.md 31).
+                // Absent, expired by `now`, or already ours.
                 let free = match existing.as_ref().and_then(|i| i.get("lease")) {
                     None => true,
                     Some(held) => {
