@@ -13,7 +13,9 @@ use lava_common::dispatch::{DispatchRequest, Dispatcher};
 use lava_common::logging;
 use lava_common::render::Renderer;
 use lava_common::spec::Realm;
-use lava_common::store::{Backend, BackendSpec, Key, QueueRef, Received, StoreError, Table};
+use lava_common::store::{
+    Backend, BackendSpec, Connector, Key, QueueRef, Received, Seams, StoreError, Table,
+};
 use lava_common::{names, units};
 use serde_json::{Map, Value};
 use tokio::signal::unix::{SignalKind, signal};
@@ -121,7 +123,11 @@ pub async fn run(args: Args) -> u8 {
         Ok(s) => s,
         Err(e) => return fail(exit::USAGE, e),
     };
-    let backend = match Backend::connect(&spec, args.common.profile.as_deref()).await {
+    // One connector builds the storage seams and the action clients, so
+    // they share one AWS configuration (or one opened local store).
+    let connector = Connector::new(args.common.profile.as_deref());
+    let seams = Seams::from(&spec);
+    let backend = match Backend::assemble(&seams, &connector).await {
         Ok(b) => b,
         Err(e) => return fail(exit::USAGE, e),
     };
@@ -170,7 +176,10 @@ pub async fn run(args: Args) -> u8 {
             format!("cannot create {}: {e}", work_dir.display()),
         );
     }
-    let bus = Arc::clone(&backend.bus); // MERGE: store::bus::connect
+    let bus = match connector.bus(&seams.bus).await {
+        Ok(bus) => bus,
+        Err(e) => return fail(exit::USAGE, e),
+    };
     let worker = Arc::new(Worker {
         services: Services {
             dispatcher: Dispatcher::new(backend.clone(), &realm_name),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::engine::{Connector, Seams};
-use super::{EventBus, Objects, Queue, StoreError, Tables};
+use super::{Objects, Queue, StoreError, Tables};
 
 /// Which backend a process runs on, as given by `--backend` or
 /// `LAVA_BACKEND`; `aws` is the default so existing realms and cron lines
@@ -50,13 +50,6 @@ pub struct Backend {
     pub queue: Arc<dyn Queue>,
     /// Payloads and outputs.
     pub objects: Arc<dyn Objects>,
-    /// Events of the `event` action.
-    ///
-    /// Deprecated: the event bus is a client of one action, not a storage
-    /// seam, and will move out of `Backend` into the worker's action
-    /// clients. Build it with [`super::connect_bus`] or
-    /// [`Connector::bus`] instead.
-    pub bus: Arc<dyn EventBus>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -79,7 +72,6 @@ impl Backend {
             tables: connector.tables(&seams.tables).await?,
             queue: connector.queue(&seams.queue).await?,
             objects: connector.objects(&seams.objects).await?,
-            bus: connector.bus(&seams.bus).await?,
         })
     }
 }

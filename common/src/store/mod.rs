@@ -327,29 +327,6 @@ pub trait Objects: Send + Sync {
     async fn list(&self, prefix_url: &str) -> Result<Vec<ObjectInfo>, StoreError>;
     /// Creates the bucket (or directory) behind a URL if absent.
     async fn create_bucket(&self, url: &str) -> Result<(), StoreError>;
-    /// TEMPORARY (replaced by the streaming seam): stores a file's content.
-    async fn upload(
-        &self,
-        url: &str,
-        path: &std::path::Path,
-        kms_key: Option<&str>,
-    ) -> Result<u64, StoreError> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|e| StoreError::BadRequest(format!("{}: {e}", path.display())))?;
-        let n = bytes.len() as u64;
-        self.put(url, bytes, kms_key).await?;
-        Ok(n)
-    }
-    /// TEMPORARY (replaced by the streaming seam): saves an object to a file.
-    async fn download(&self, url: &str, path: &std::path::Path) -> Result<u64, StoreError> {
-        let bytes = self.get(url).await?;
-        let n = bytes.len() as u64;
-        tokio::fs::write(path, bytes)
-            .await
-            .map_err(|e| StoreError::BadRequest(format!("{}: {e}", path.display())))?;
-        Ok(n)
-    }
 }
 
 /// One event for an event bus (the `event` action).
