@@ -607,6 +607,20 @@ async fn refuses_root_without_the_flag_and_bad_usage() {
         "{}",
         stderr(&out)
     );
+    // A setting too long to be a duration refuses start-up, naming it.
+    for (name, value) in [
+        ("LAVA_CMD_TIMEOUT", "1e300s"),
+        ("LAVA_STARTUP_RETRY", "1e20"),
+    ] {
+        let out = output(t.worker("core").arg("--batch").env(name, value)).await;
+        assert_eq!(out.status.code(), Some(78), "{name}: {}", stderr(&out));
+        let setting = name.trim_start_matches("LAVA_");
+        assert!(
+            stderr(&out).contains(&format!("config item {setting}")),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 #[tokio::test]
