@@ -2,6 +2,7 @@
 free loopback port, the release binaries, and per-process CPU and peak RSS
 measured with wait4(2)."""
 
+import json
 import os
 import socket
 import statistics
@@ -11,7 +12,18 @@ import time
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-RELEASE = os.path.join(ROOT, "target", "release")
+
+
+def _target_dir():
+    """Cargo's target directory (`target/` unless CARGO_TARGET_DIR or a
+    cargo config says otherwise)."""
+    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["target_directory"]
+
+
+TARGET = _target_dir()
+RELEASE = os.path.join(TARGET, "release")
 
 
 def build_release(*packages):
@@ -34,7 +46,8 @@ class Moto:
         s.bind(("127.0.0.1", 0))
         self.port = s.getsockname()[1]
         s.close()
-        self.log = open(os.path.join(ROOT, "target", "bench-moto.log"), "w")
+        os.makedirs(TARGET, exist_ok=True)
+        self.log = open(os.path.join(TARGET, "bench-moto.log"), "w")
         self.proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(self.port)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -44,7 +57,7 @@ class Moto:
                 break
             except OSError:
                 if self.proc.poll() is not None:
-                    sys.exit("moto_server exited; see target/bench-moto.log")
+                    sys.exit(f"moto_server exited; see {TARGET}/bench-moto.log")
                 time.sleep(0.1)
         os.environ.update({
             "AWS_ENDPOINT_URL": self.url,

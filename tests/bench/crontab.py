@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark of building the crontab (issue #5): CPU seconds and peak RSS of
-the release `lava-crontab show --jobs-file FILE` (DECISIONS.md 35) on 1,000,
-10,000 and 100,000 generated scheduled jobs with mixed schedule forms
-(strings, month/day names, nicknames, from/to windows, lists). The crontab
+the release `lava-crontab show --jobs-file FILE` (job items from a file
+instead of a table) on 1,000, 10,000 and 100,000 generated scheduled jobs
+with mixed schedule forms (strings, month/day names, nicknames, from/to
+windows, lists). The crontab
 program is a stand-in that prints an empty crontab, so only the build is
 measured; no emulator is needed.
 
     python3 tests/bench/crontab.py [-n RUNS] [--sizes 1000,10000,100000]
 
 Target: 100,000 jobs in < 3 s CPU and < 200 MiB peak RSS. The original
-lavasched takes 7.4 s CPU and 249 MiB for 100,000 (FIELD-NOTES.md)."""
+lavasched takes 7.4 s CPU and 249 MiB for 100,000 (measured on it)."""
 
 import argparse
 import json

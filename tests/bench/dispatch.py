@@ -6,7 +6,7 @@ invocation, release build, against a moto_server of its own.
 
 Target: <= 20 ms CPU and <= 15 MiB peak RSS per invocation of the form cron
 runs (one job id, --worker given). The original Python lava-dispatcher costs
-386 ms CPU and 57 MiB (FIELD-NOTES.md)."""
+386 ms CPU and 57 MiB (measured on it)."""
 
 import argparse
 import json

@@ -7,7 +7,7 @@ runs per second through one local worker with --threads 8.
     python3 tests/bench/local.py [-n RUNS]
 
 The original's pick-up latency with default flags is ~2.5 s mean, up to
-~10 s (it sleeps between polls); its throughput 14 jobs/s (FIELD-NOTES.md)."""
+~10 s (it sleeps between polls); its throughput 14 jobs/s (measured on it)."""
 
 import argparse
 import json

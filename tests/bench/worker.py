@@ -8,7 +8,7 @@ Reports: idle RSS of a waiting worker; worker CPU per trivial `cmd` run
 (/bin/true), the worker process only (payload CPU excluded: /proc utime and
 stime, not cutime/cstime); runs per second through one worker with
 --threads 8. Targets: idle RSS <= 30 MiB, <= 10 ms worker CPU per run.
-The original: 160 MiB idle, 21-22 ms CPU per run, 14 jobs/s (FIELD-NOTES.md)."""
+The original, measured: 160 MiB idle, 21-22 ms CPU per run, 14 jobs/s."""
 
 import argparse
 import json

@@ -71,16 +71,52 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", &id[..12])
 }
 
+/// The directory this test binary was built in: `<target>/<profile>/deps/<test>`
+/// gives `<target>/<profile>`, wherever cargo's target directory is
+/// (`CARGO_TARGET_DIR` included).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.ancestors()
+        .nth(2)
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Cargo's target directory, the one this test binary was built in.
+pub fn target_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Whether CI runs the tests (`CI` set to anything but empty, `0` or
+/// `false`, as CI services set it).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
+/// Checks a test's prerequisite on this host (root, a tool, a daemon).
+/// Returns true when it is met. When it is not: under CI ([`under_ci`]) the
+/// test fails, so that a missing install step cannot pass as a skipped test;
+/// elsewhere it prints `missing` and returns false, and the test returns
+/// without running.
+pub fn prerequisite(met: bool, missing: &str) -> bool {
+    if met {
+        return true;
+    }
+    assert!(
+        !under_ci(),
+        "{missing} (CI=true: .ci/run must install what the tests need)"
+    );
+    eprintln!("test skipped: {missing}");
+    false
+}
+
 /// Path of a lava binary built next to this test binary.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let path = dir.join(name);
+    let path = profile_dir().join(name);
     assert!(
         path.exists(),
         "{} is not built: tests/run builds every binary before the tests",
@@ -242,7 +278,7 @@ impl TestRealm {
 
 impl TestRealm {
     /// `lava-worker` for one of this realm's fleets, as root (the build
-    /// host runs as root, DECISIONS.md 28), polling without sleeps.
+    /// host runs as root), polling without sleeps.
     pub fn worker(&self, worker: &str) -> Command {
         let mut cmd = lava("lava-worker");
         cmd.args([

@@ -1,4 +1,5 @@
-//! A fault-injecting HTTP proxy for the AWS emulator (DECISIONS.md 30).
+//! A fault-injecting HTTP proxy for the AWS emulator: HTTP-aware, since the
+//! SDK talks plain HTTP to moto on loopback.
 //!
 //! The lava binaries talk plain HTTP/1.1 to moto on loopback; pointed at
 //! this proxy instead (`AWS_ENDPOINT_URL=http://127.0.0.1:<port>`), each of

@@ -1,4 +1,4 @@
-//! The CloudFormation templates (issue #7, DECISIONS.md 24, 41):
+//! The CloudFormation templates (issue #7):
 //! `cfn-lint` finds nothing, and the common, realm and worker stacks reach
 //! `CREATE_COMPLETE` in moto with the tables, queues, keys, policies and
 //! user data they should make (`tests/cloudformation/check_stacks.py`, run

@@ -186,10 +186,10 @@ const ZONE: &str = "Asia/Kolkata";
 const OFFSET: &str = "+05:30";
 
 /// Top-level attributes our worker may add to an events item, each with the
-/// DECISIONS.md item that allows it. Any other difference fails the test.
+/// reason it is there. Any other difference fails the test.
 const OUR_EXTRAS: &[(&str, &str)] = &[(
     "lease",
-    "DECISIONS.md 31: the run's lease, taken at receive and removed by the final event",
+    "the run's lease (so a duplicate message runs once), taken at receive and removed by the final event",
 )];
 
 /// The default `EVENT_TTL` (2d) in seconds.

@@ -15,7 +15,7 @@ const START: &str = "#### Lava Schedules Start ####";
 const END: &str = "#### Lava Schedules End ####";
 /// The dispatcher path the snapshot tests set through `LAVA_DISPATCHER`.
 const DISPATCHER: &str = "/usr/bin/lava-dispatch";
-/// What every line runs, with the default flags (DECISIONS.md 13).
+/// What every line runs, with the default flags.
 const CALL: &str = "/usr/bin/lava-dispatch --worker core --check-dispatch --level warning";
 
 fn fixture(name: &str) -> PathBuf {
@@ -768,7 +768,7 @@ async fn sync_reads_the_dispatcher_index() {
     .await;
     ok(&out);
     let realm = format!("LAVA_REALM={}", t.name);
-    // A crontab for a non-aws backend says which (DECISIONS.md 12).
+    // A crontab for a non-aws backend says which.
     let backend = match lava_tests::suite_backend() {
         spec @ lava_common::store::BackendSpec::Local(_) => Some(format!("LAVA_BACKEND={spec}")),
         lava_common::store::BackendSpec::Aws => None,

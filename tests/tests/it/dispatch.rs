@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 const SHORT: Duration = Duration::from_secs(3);
 
-/// Checks the message layout of spec/dispatch.md §2 key for key.
+/// Checks the dispatch message's layout (the original's) key for key.
 fn check_message(msg: &Value, realm: &str, worker: &str, job_id: &str, run_id: &str) {
     let map = msg
         .as_object()

@@ -1,7 +1,7 @@
-//! The worker behind a faulty network (issue #6 §5, DECISIONS.md 5, 30,
-//! 31, 42): its AWS calls go through the fault-injecting proxy, the test's
-//! own calls go straight to the emulator. Every run must complete exactly
-//! once and the worker must keep running.
+//! The worker behind a faulty network (issue #6 §5): its AWS calls go
+//! through the fault-injecting proxy, the test's own calls go straight to
+//! the emulator. Every run must complete exactly once and the worker must
+//! keep running.
 
 use std::collections::HashSet;
 use std::time::Duration;

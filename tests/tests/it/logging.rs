@@ -1,6 +1,7 @@
-//! Where the worker's log goes (DECISIONS.md 10, 39): syslog datagrams as
-//! the original writes them, run lines carrying `job_id` and `run_id`, and
-//! payloads that do not inherit the worker's journal stream.
+//! Where the worker's log goes: syslog datagrams as the original writes them
+//! (so existing rsyslog rules keep matching), run lines carrying `job_id`
+//! and `run_id`, and payloads that do not inherit the worker's journal
+//! stream.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;

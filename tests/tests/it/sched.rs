@@ -1,6 +1,6 @@
 //! The `lavasched` job type and worker jump-start (`-j`) against the
 //! emulator, with the file-backed crontab stand-in
-//! (`tests/fixtures/fake-crontab`, DECISIONS.md 29): lavasched jobs are sent
+//! (`tests/fixtures/fake-crontab`): lavasched jobs are sent
 //! by the real `lava-dispatch` (or by jump-start) and run by `lava-worker`.
 
 use std::path::{Path, PathBuf};
@@ -89,7 +89,7 @@ fn lavasched(job_id: &str, worker: &str, enabled: Value, parameters: Value) -> V
 }
 
 /// A lava block; on a non-aws suite backend the block also names it
-/// (`LAVA_BACKEND=…`, DECISIONS.md 12), among the env lines sorted by name.
+/// (`LAVA_BACKEND=…`), among the env lines sorted by name.
 fn block(env: &[String], lines: &[String]) -> String {
     let mut env = env.to_vec();
     if let spec @ lava_common::store::BackendSpec::Local(_) = lava_tests::suite_backend() {
