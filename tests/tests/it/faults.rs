@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use lava_tests::TestRealm;
-use lava_tests::procs::{Background, wait_for};
+use lava_tests::procs::Background;
 use lava_tests::proxy::{Fault, FaultProxy, Faults};
 use serde_json::{Value, json};
 
@@ -78,19 +78,36 @@ async fn assert_each_completed_once(
                 .contains(&e["status"].as_str().unwrap_or_default())
         })
     };
-    wait_for(
-        &format!("{} runs to finish (seed {seed})", runs.len()),
-        Duration::from_secs(600),
-        || async {
-            for (job_id, run_id) in runs {
-                if !finished(&t.log(job_id, run_id).await) {
-                    return None;
-                }
+    let until = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let mut unfinished = Vec::new();
+        for (job_id, run_id) in runs {
+            let log = t.log(job_id, run_id).await;
+            if !finished(&log) {
+                unfinished.push((job_id, run_id, log));
             }
-            Some(())
-        },
-    )
-    .await;
+        }
+        if unfinished.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() > until {
+            let log = worker.log();
+            let tail: String = log
+                .lines()
+                .rev()
+                .take(150)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
+            panic!(
+                "gave up after 600s waiting for {} runs to finish (seed {seed}); unfinished: {unfinished:#?}\nworker log (last lines):\n{tail}",
+                runs.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Duplicates of finished runs may still come back: give them time, then look.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let mut attempts = 0;

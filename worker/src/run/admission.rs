@@ -68,7 +68,7 @@ pub(super) async fn admit(
         Ok(item) => item,
         Err(e) => {
             tracing::warn!("cannot read the run's events: {e}; retrying later");
-            return Err(End::Keep);
+            return Err(End::Retry);
         }
     };
     let log = log_of(item.as_ref());
@@ -84,7 +84,7 @@ pub(super) async fn admit(
         }
         Err(e) => {
             tracing::warn!("cannot take the run's lease: {e}; retrying later");
-            return Err(End::Keep);
+            return Err(End::Retry);
         }
     }
 
@@ -140,7 +140,7 @@ pub(super) async fn admit(
         }
         Err(e) => {
             tracing::warn!("{prefix}: cannot read the job: {e}; retrying later");
-            return Err(End::Keep);
+            return Err(End::Retry);
         }
     };
     for warning in &job.warnings {

@@ -89,7 +89,7 @@ pub(super) fn spawn_keepalive(
 
 /// Seconds a lease lasts: 3 × `VISIBILITY_KEEPALIVE`, or the queue's
 /// visibility timeout when the keep-alive is off.
-fn span(w: &Worker) -> u64 {
+pub(super) fn span(w: &Worker) -> u64 {
     let period = w.services.settings.visibility_keepalive;
     if period.is_zero() {
         u64::from(w.queue_visibility)

@@ -27,6 +27,10 @@ pub enum End {
     Delete,
     /// Leave it invisible; it comes back after the visibility timeout.
     Keep,
+    /// A passing AWS failure before the run started: make it visible again
+    /// once a lease this worker may have taken has expired, not after the
+    /// queue's whole visibility timeout (an hour by default).
+    Retry,
     /// Make it visible again now, for another worker (interrupted by shutdown).
     Release,
 }
@@ -61,6 +65,10 @@ async fn handle_in_span(worker: Arc<Worker>, msg: Received, cancel: Interrupt) {
     let result = match end {
         End::Delete => worker.queues.delete(queue, &receipt).await,
         End::Release => worker.queues.change_visibility(queue, &receipt, 0).await,
+        End::Retry => {
+            let secs = u32::try_from(lease::span(&worker).max(1)).unwrap_or(u32::MAX);
+            worker.queues.change_visibility(queue, &receipt, secs).await
+        }
         End::Keep => Ok(()),
     };
     if let Err(e) = result {
