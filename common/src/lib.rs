@@ -12,6 +12,7 @@ pub mod logging;
 pub mod names;
 pub mod provision;
 pub mod render;
+pub mod run_id;
 pub mod settings;
 pub mod spec;
 pub mod state;

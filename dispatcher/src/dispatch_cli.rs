@@ -151,6 +151,7 @@ pub async fn run(args: Args) -> u8 {
             globals: globals.clone(),
             delay_secs,
             queue: args.queue.clone(),
+            run_id: None,
         };
         let dispatcher = Arc::clone(&dispatcher);
         let limit = Arc::clone(&limit);

@@ -1,7 +1,7 @@
 //! Writing a run's events: one append per event to the run's events item,
 //! in order, retried, never appended twice (each append is conditional on
-//! the `log` length the writer expects), with the worker's identity and the
-//! TTL. Entries and item attributes come from the typed model
+//! the `log` length the writer expects) and, while the run holds a lease,
+//! only while it holds it, with the worker's identity and the TTL. Entries and item attributes come from the typed model
 //! ([`LogEntry`], [`EventHeader`]). An entry that would take the item past
 //! its size limit is shrunk and kept whole in the run's temp area
 //! ([`crate::event_size`]); the original loses such an event.
@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::event_size::{self, json_size, map_size};
+use crate::fence::LeaseHold;
 
 /// Who writes events: the same for every run of a worker process.
 #[derive(Debug, Clone)]
@@ -68,8 +69,34 @@ pub struct Overflow {
     pub kms_key: Option<String>,
 }
 
-/// How many times an event write is tried before giving up.
+/// How many times an event write is tried before giving up, when no
+/// keep-alive tells whether the run still holds its lease.
 const WRITE_ATTEMPTS: u32 = 5;
+
+/// What an entry does to the run besides adding to its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// Nothing: an entry on the way.
+    Entry,
+    /// The final entry: releases the lease and marks the run finished.
+    Final,
+    /// Hands the unfinished run on: releases the lease only.
+    HandOver,
+}
+
+/// Why an event could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The run's lease was lost: another worker may own the run now.
+    #[error("the run's lease was lost")]
+    LeaseLost,
+    /// Somebody else appended to the run's log while this worker held it.
+    #[error("the events log holds entries this worker did not write")]
+    Foreign,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// The events of one run.
 pub struct RunEvents {
@@ -84,6 +111,8 @@ pub struct RunEvents {
     /// What the item's `log` takes, by [`json_size`].
     log_bytes: usize,
     overflow: Overflow,
+    /// The run's lease while it holds one (until its final entry).
+    hold: Option<Arc<LeaseHold>>,
     keepalive: Option<Keepalive>,
 }
 
@@ -105,7 +134,8 @@ impl Keepalive {
 }
 
 impl RunEvents {
-    /// The writer for a run whose events item already holds `log`.
+    /// The writer for a run whose events item already holds `log`; `hold`
+    /// is the lease the run holds, if it takes one.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         tables: Arc<dyn Tables>,
@@ -117,6 +147,7 @@ impl RunEvents {
         ttl: Option<Duration>,
         log: &[Value],
         overflow: Overflow,
+        hold: Option<Arc<LeaseHold>>,
     ) -> Self {
         Self {
             tables,
@@ -129,8 +160,14 @@ impl RunEvents {
             next_index: log.len(),
             log_bytes: log.iter().map(json_size).sum(),
             overflow,
+            hold,
             keepalive: None,
         }
+    }
+
+    /// True once the run's lease is known lost.
+    pub fn lease_lost(&self) -> bool {
+        self.hold.as_ref().is_some_and(|h| h.is_lost())
     }
 
     /// Attaches the run's keep-alive: the last event stops it first.
@@ -145,19 +182,24 @@ impl RunEvents {
         }
     }
 
-    /// Writes one event; returns its time. `last` also releases the run's lease.
+    /// Writes one event; returns its time. While the run holds its lease
+    /// and a keep-alive renews it, a write is retried until it lands or the
+    /// lease is lost; otherwise a few times.
     pub async fn write(
         &mut self,
         status: Status,
         info: Value,
-        last: bool,
-    ) -> Result<DateTime<FixedOffset>, StoreError> {
-        if last {
-            self.stop_keepalive().await;
-        }
+        mark: Mark,
+    ) -> Result<DateTime<FixedOffset>, WriteError> {
         let now = timestamp::now_local();
         let ts_event = timestamp::isoformat(&now);
         let tu_event = timestamp::naive_utc(&now);
+        // While the run holds its lease, the item outlives the lease too:
+        // an EVENT_TTL shorter than the run cannot expire it mid-run.
+        let hold_span = match (&self.hold, mark) {
+            (Some(hold), Mark::Entry) => hold.span,
+            _ => Duration::ZERO,
+        };
         let header = EventHeader {
             ts_dispatch: self.ts_dispatch.clone(),
             status,
@@ -165,7 +207,7 @@ impl RunEvents {
             tu_event: tu_event.clone(),
             ttl: self.ttl.map(|ttl| {
                 now.timestamp()
-                    .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX))
+                    .saturating_add(i64::try_from((ttl + hold_span).as_secs()).unwrap_or(i64::MAX))
             }),
             worker: non_empty(&self.identity.worker),
             worker_id: self.identity.instance_id.clone(),
@@ -182,7 +224,7 @@ impl RunEvents {
             serde_json::to_value(&header).unwrap_or(Value::Null),
             serde_json::to_value(&entry).unwrap_or(Value::Null),
         ) else {
-            return Err(StoreError::BadRequest("event does not serialise".into()));
+            return Err(StoreError::BadRequest("event does not serialise".into()).into());
         };
         let mut write = EventWrite {
             job_id: self.job_id.clone(),
@@ -190,28 +232,51 @@ impl RunEvents {
             set,
             entry,
             index: self.next_index,
-            release_lease: last,
+            holder: self.hold.as_ref().map(|h| h.owner.clone()),
+            release_lease: mark != Mark::Entry && self.hold.is_some(),
+            finishes: mark == Mark::Final,
         };
+        let result = self.append(&mut write).await;
+        if result.is_ok() && mark != Mark::Entry {
+            // The lease is gone: later entries (`action_failed`) are not fenced.
+            self.stop_keepalive().await;
+            self.hold = None;
+        }
+        result.map(|()| now)
+    }
+
+    async fn append(&mut self, write: &mut EventWrite) -> Result<(), WriteError> {
         let mut delay = Duration::from_millis(250);
-        let mut last_error = StoreError::Service("no attempt".into());
-        for attempt in 1..=WRITE_ATTEMPTS {
-            self.fit(&mut write).await;
-            match self.tables.append_event(&self.realm, &write).await {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if self.lease_lost() {
+                return Err(WriteError::LeaseLost);
+            }
+            self.fit(write).await;
+            let error = match self.tables.append_event(&self.realm, write).await {
                 Ok(()) => {
-                    self.appended(&write);
-                    return Ok(now);
+                    self.appended(write);
+                    return Ok(());
                 }
-                Err(StoreError::ConditionFailed(_)) => match self.log().await {
+                Err(StoreError::ConditionFailed(_)) => match self.log_and_holder().await {
                     // A retried write whose first reply was lost: it is there.
-                    Ok(log)
+                    Ok((log, _))
                         if log
                             .get(write.index)
                             .is_some_and(|e| same_entry(e, &write.entry)) =>
                     {
-                        self.appended(&write);
-                        return Ok(now);
+                        self.appended(write);
+                        return Ok(());
                     }
-                    Ok(log) => {
+                    Ok((_, holder)) if write.holder.is_some() && holder != write.holder => {
+                        if let Some(hold) = &self.hold {
+                            hold.set_lost();
+                        }
+                        return Err(WriteError::LeaseLost);
+                    }
+                    Ok(_) if write.holder.is_some() => return Err(WriteError::Foreign),
+                    Ok((log, _)) => {
                         tracing::warn!(
                             "events log holds {} entries, expected {}; appending after them",
                             log.len(),
@@ -219,19 +284,25 @@ impl RunEvents {
                         );
                         write.index = log.len();
                         self.log_bytes = log.iter().map(json_size).sum();
-                        last_error = StoreError::ConditionFailed("log length changed".into());
+                        StoreError::ConditionFailed("log length changed".into())
                     }
-                    Err(e) => last_error = e,
+                    Err(e) => e,
                 },
+                Err(e @ StoreError::BadRequest(_)) => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(attempt, "event write failed: {e}");
-                    last_error = e;
+                    e
                 }
+            };
+            // Kept trying while a keep-alive vouches for the lease (it
+            // declares it lost when renewals fail for a lease span).
+            let watched = self.keepalive.is_some() && self.hold.is_some();
+            if !watched && attempt >= WRITE_ATTEMPTS {
+                return Err(error.into());
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(8));
         }
-        Err(last_error)
     }
 
     fn appended(&mut self, write: &EventWrite) {
@@ -278,7 +349,13 @@ impl RunEvents {
         write.entry.insert("info".into(), shrunk);
     }
 
+    #[cfg(test)]
     async fn log(&self) -> Result<Vec<Value>, StoreError> {
+        Ok(self.log_and_holder().await?.0)
+    }
+
+    /// The item's log and who holds its lease.
+    async fn log_and_holder(&self) -> Result<(Vec<Value>, Option<String>), StoreError> {
         let item = self
             .tables
             .get(
@@ -288,7 +365,13 @@ impl RunEvents {
                 true,
             )
             .await?;
-        Ok(log_of(item.as_ref()))
+        let holder = item
+            .as_ref()
+            .and_then(|i| i.get("lease"))
+            .and_then(|l| l.get("owner"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ok((log_of(item.as_ref()), holder))
     }
 }
 
@@ -343,20 +426,21 @@ mod tests {
                 s3tmp: s3tmp.clone(),
                 kms_key: None,
             },
+            None,
         );
         let big = json!({"error": "boom", "error_data": {"exit_status": 1, "error": "x".repeat(150_000)}});
         events
-            .write(Status::Starting, Value::Null, false)
+            .write(Status::Starting, Value::Null, Mark::Entry)
             .await
             .expect("starting");
         for n in 1..=3 {
             events
-                .write(Status::Retrying, big.clone(), false)
+                .write(Status::Retrying, big.clone(), Mark::Entry)
                 .await
                 .unwrap_or_else(|e| panic!("retrying {n}: {e}"));
         }
         events
-            .write(Status::Failed, big.clone(), true)
+            .write(Status::Failed, big.clone(), Mark::Final)
             .await
             .expect("failed");
 

@@ -11,6 +11,7 @@ pub mod clients;
 pub mod daemon;
 pub mod event_size;
 pub mod events;
+pub mod fence;
 pub mod jobs;
 pub mod notify;
 pub mod process;

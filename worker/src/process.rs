@@ -74,6 +74,15 @@ impl Interrupt {
         self.soft.cancel();
     }
 
+    /// An interrupt of its own that also follows this one: the run's own,
+    /// which the run's lease keeping fires when the lease is lost.
+    pub fn child(&self) -> Self {
+        Self {
+            soft: self.soft.child_token(),
+            hard: self.hard.child_token(),
+        }
+    }
+
     /// True once either has happened.
     pub fn is_interrupted(&self) -> bool {
         self.soft.is_cancelled()
@@ -111,7 +120,11 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
     let run_id = spec.env.get("LAVA_RUN_ID").map(String::as_str);
+    // Biased towards the child's exit: a payload that has exited is
+    // recorded as it ended, even when its time limit or the drain deadline
+    // falls in the same instant.
     let ended = tokio::select! {
+        biased;
         status = child.wait() => Ended::Exited(exit_code(status?)),
         () = tokio::time::sleep(spec.timeout) => Ended::TimedOut,
         () = interrupt.interrupted() => Ended::Interrupted,

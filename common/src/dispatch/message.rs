@@ -8,7 +8,7 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::timestamp;
+use crate::{run_id, timestamp};
 
 /// A dispatch message. Field order is the wire order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,7 +58,7 @@ impl DispatchMessage {
             realm: realm.into(),
             worker: worker.into(),
             job_id: job_id.into(),
-            run_id: uuid::Uuid::new_v4().hyphenated().to_string(),
+            run_id: run_id::fresh(),
             ts_dispatch: timestamp::isoformat(&timestamp::now_local()),
             parameters: Some(parameters).filter(|m| !m.is_empty()),
             globals: Some(globals).filter(|m| !m.is_empty()),

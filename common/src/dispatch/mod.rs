@@ -31,6 +31,8 @@ pub struct DispatchRequest {
     pub delay_secs: u32,
     /// Queue name override (default `lava-<realm>-<worker>`).
     pub queue: Option<String>,
+    /// The run id, when it must not be a fresh one (see [`crate::run_id`]).
+    pub run_id: Option<String>,
 }
 
 /// A dispatched run.
@@ -185,13 +187,16 @@ impl Dispatcher {
             .clone()
             .unwrap_or_else(|| names::queue_name(&self.realm, &worker));
         let queue = self.queue(&queue_name).await?;
-        let message = DispatchMessage::new(
+        let mut message = DispatchMessage::new(
             &self.realm,
             &worker,
             &request.job_id,
             request.parameters.clone(),
             request.globals.clone(),
         );
+        if let Some(run_id) = &request.run_id {
+            message.run_id.clone_from(run_id);
+        }
         self.backend
             .queue
             .send(&queue, &message.to_body(), request.delay_secs)

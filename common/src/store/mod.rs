@@ -163,9 +163,22 @@ pub struct EventWrite {
     /// exactly this many entries, so a write retried after a lost reply
     /// cannot append the same entry twice.
     pub index: usize,
-    /// Remove the run's lease in the same write (the final event).
+    /// The lease owner the writer must be: the append only happens while
+    /// the item's lease names it. `None`: no fence (an entry after the
+    /// final one, or a run that takes no lease).
+    pub holder: Option<String>,
+    /// Remove the run's lease in the same write (the final event, or an
+    /// interrupted run handing itself on).
     pub release_lease: bool,
+    /// The run's final entry: also sets [`FINAL_STATUS`], after which no
+    /// lease can be taken on the run again.
+    pub finishes: bool,
 }
+
+/// Attribute of an events item set by the run's final entry (its status):
+/// the top-level `status` cannot tell a finished run, since an
+/// `action_failed` entry after the final one overwrites it.
+pub const FINAL_STATUS: &str = "final_status";
 
 /// A run's lease, kept in the events item: a run whose message arrives
 /// twice (a retried send, a lost delete reply) runs on one worker only.
@@ -207,8 +220,11 @@ pub trait Tables: Send + Sync {
     /// exactly `write.index` entries (the caller reads back to see whether
     /// an earlier, lost-reply attempt already appended it).
     async fn append_event(&self, realm: &str, write: &EventWrite) -> Result<(), StoreError>;
-    /// Takes or renews the lease of a run: succeeds (`true`) when there is no
-    /// lease, it has expired by `now`, or `lease.owner` already holds it.
+    /// Takes the lease of a run when the run has no final entry
+    /// ([`FINAL_STATUS`]) and there is no lease, it has expired by `now`, or
+    /// `lease.owner` already holds it. Returns the events item as written,
+    /// or `None` when the condition did not hold (the caller reads the item
+    /// to learn why).
     async fn acquire_lease(
         &self,
         realm: &str,
@@ -216,6 +232,16 @@ pub trait Tables: Send + Sync {
         run_id: &str,
         lease: &Lease,
         now: i64,
+    ) -> Result<Option<Item>, StoreError>;
+    /// Renews a lease `lease.owner` holds, and sets the item's `ttl` when
+    /// given; `false` when it no longer holds it (released, or taken over).
+    async fn renew_lease(
+        &self,
+        realm: &str,
+        job_id: &str,
+        run_id: &str,
+        lease: &Lease,
+        ttl: Option<i64>,
     ) -> Result<bool, StoreError>;
     /// Creates the realms table if absent and the realm's five tables with
     /// their keys, indexes and TTL attributes.

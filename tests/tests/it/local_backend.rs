@@ -110,7 +110,9 @@ async fn ttl_in_the_past_reads_as_absent_and_is_swept() {
         set: item(json!({"status": "starting"})),
         entry: item(json!({"status": "starting"})),
         index: 0,
+        holder: None,
         release_lease: false,
+        finishes: false,
     };
     t.append_event(&realm, &write)
         .await

@@ -76,7 +76,7 @@ async fn check_tables(b: &Backend, realm: &str) {
     );
 }
 
-fn event(index: usize, status: &str, release: bool) -> EventWrite {
+fn event(index: usize, status: &str, holder: Option<&str>, last: bool) -> EventWrite {
     EventWrite {
         job_id: "job/a".into(),
         run_id: "run-1".into(),
@@ -88,57 +88,119 @@ fn event(index: usize, status: &str, release: bool) -> EventWrite {
                            "status": status, "info": if status == "running" { json!("Iteration 1") } else { Value::Null }}),
         ),
         index,
-        release_lease: release,
+        holder: holder.map(str::to_string),
+        release_lease: last,
+        finishes: last,
     }
 }
 
-/// Event appends conditioned on the log length, and run leases.
+/// Event appends conditioned on the log length and the lease, and run
+/// leases fenced by the final entry.
 async fn check_events_and_leases(b: &Backend, realm: &str) {
     let t = &b.tables;
     let lease = |owner: &str, expires: i64| Lease {
         owner: owner.into(),
         expires,
     };
+    let taken = t
+        .acquire_lease(realm, "job/a", "run-1", &lease("w1", 1000), 500)
+        .await
+        .unwrap_or_else(|e| panic!("acquire: {e}"))
+        .unwrap_or_else(|| panic!("a new run's lease is free"));
     assert_eq!(
-        t.acquire_lease(realm, "job/a", "run-1", &lease("w1", 1000), 500)
-            .await,
-        Ok(true)
+        taken.get("lease"),
+        Some(&json!({"owner": "w1", "expires": 1000}))
     );
     assert_eq!(
         t.acquire_lease(realm, "job/a", "run-1", &lease("w2", 1100), 600)
             .await,
-        Ok(false),
+        Ok(None),
         "held by w1"
     );
-    assert_eq!(
-        t.acquire_lease(realm, "job/a", "run-1", &lease("w1", 1200), 600)
-            .await,
-        Ok(true),
-        "renewal"
+    assert!(
+        matches!(
+            t.acquire_lease(realm, "job/a", "run-1", &lease("w1", 1200), 600)
+                .await,
+            Ok(Some(_))
+        ),
+        "taken again by its holder"
     );
     assert_eq!(
-        t.acquire_lease(realm, "job/a", "run-1", &lease("w2", 2000), 1300)
+        t.renew_lease(realm, "job/a", "run-1", &lease("w2", 1300), None)
             .await,
-        Ok(true),
+        Ok(false),
+        "only the holder renews"
+    );
+    assert!(
+        matches!(
+            t.acquire_lease(realm, "job/a", "run-1", &lease("w2", 2000), 1300)
+                .await,
+            Ok(Some(_))
+        ),
         "expired: taken over"
     );
+    assert_eq!(
+        t.renew_lease(realm, "job/a", "run-1", &lease("w1", 2100), None)
+            .await,
+        Ok(false),
+        "the old holder cannot renew a lease taken over"
+    );
+    assert_eq!(
+        t.renew_lease(
+            realm,
+            "job/a",
+            "run-1",
+            &lease("w2", 2100),
+            Some(99_999_999_999)
+        )
+        .await,
+        Ok(true)
+    );
 
-    t.append_event(realm, &event(0, "starting", false))
+    let stale = t
+        .append_event(realm, &event(0, "starting", Some("w1"), false))
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::ConditionFailed(_))),
+        "a worker that lost the lease cannot write: {stale:?}"
+    );
+    t.append_event(realm, &event(0, "starting", Some("w2"), false))
         .await
         .unwrap_or_else(|e| panic!("append 0: {e}"));
-    let again = t.append_event(realm, &event(0, "starting", false)).await;
+    let again = t
+        .append_event(realm, &event(0, "starting", Some("w2"), false))
+        .await;
     assert!(
         matches!(again, Err(StoreError::ConditionFailed(_))),
         "a repeat does not append twice: {again:?}"
     );
-    t.append_event(realm, &event(1, "running", false))
+    t.append_event(realm, &event(1, "running", Some("w2"), false))
         .await
         .unwrap_or_else(|e| panic!("append 1: {e}"));
-    let skipped = t.append_event(realm, &event(5, "complete", true)).await;
+    let skipped = t
+        .append_event(realm, &event(5, "complete", Some("w2"), true))
+        .await;
     assert!(matches!(skipped, Err(StoreError::ConditionFailed(_))));
-    t.append_event(realm, &event(2, "complete", true))
+    t.append_event(realm, &event(2, "complete", Some("w2"), true))
         .await
         .unwrap_or_else(|e| panic!("append 2: {e}"));
+    // After the final entry: no lease for anybody, even an expired one's
+    // successor, and an unfenced entry (`action_failed`) still appends.
+    assert_eq!(
+        t.acquire_lease(realm, "job/a", "run-1", &lease("w3", 5000), 4000)
+            .await,
+        Ok(None),
+        "a finished run takes no lease"
+    );
+    assert_eq!(
+        t.renew_lease(realm, "job/a", "run-1", &lease("w2", 5000), None)
+            .await,
+        Ok(false),
+        "the final entry released the lease"
+    );
+    t.append_event(realm, &event(3, "action_failed", None, false))
+        .await
+        .unwrap_or_else(|e| panic!("append 3: {e}"));
 
     let got = t
         .get(
@@ -152,7 +214,13 @@ async fn check_events_and_leases(b: &Backend, realm: &str) {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("events item missing"));
-    assert_eq!(got.get("status"), Some(&json!("complete")));
+    assert_eq!(got.get("status"), Some(&json!("action_failed")));
+    assert_eq!(got.get("final_status"), Some(&json!("complete")));
+    assert_eq!(
+        got.get("ttl"),
+        Some(&json!(99_999_999_999_i64)),
+        "renewal sets the ttl"
+    );
     assert_eq!(got.get("worker_id"), Some(&Value::Null));
     assert!(
         got.get("lease").is_none(),
@@ -166,7 +234,12 @@ async fn check_events_and_leases(b: &Backend, realm: &str) {
     let statuses: Vec<_> = log.iter().map(|e| e["status"].clone()).collect();
     assert_eq!(
         statuses,
-        vec![json!("starting"), json!("running"), json!("complete")]
+        vec![
+            json!("starting"),
+            json!("running"),
+            json!("complete"),
+            json!("action_failed")
+        ]
     );
     assert_eq!(log[1]["info"], json!("Iteration 1"));
 }

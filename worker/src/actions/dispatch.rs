@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use lava_common::dispatch::DispatchRequest;
-use lava_common::{timestamp, units};
+use lava_common::{run_id, timestamp, units};
 use serde_json::{Map, Value};
 
 use super::{Action, ActionContext, ActionKeys};
@@ -42,16 +42,31 @@ impl Action for Dispatch {
         let start = timestamp::isoformat(a.run.ts_start());
         let ustart = timestamp::utc_isoformat(a.run.ts_start());
         let job_id = a.run.job_id().to_string();
-        if let Some(Value::Object(lava)) = a.run.globals_mut().get_mut("lava") {
-            lava.insert("parent_job_id".into(), Value::String(job_id));
-            lava.insert("parent_start".into(), Value::String(start));
-            lava.insert("parent_ustart".into(), Value::String(ustart));
+        let mut lava = Map::new();
+        if let Some(Value::Object(globals_lava)) = a.run.globals_mut().get_mut("lava") {
+            globals_lava.insert("parent_job_id".into(), Value::String(job_id));
+            globals_lava.insert("parent_start".into(), Value::String(start));
+            globals_lava.insert("parent_ustart".into(), Value::String(ustart));
+            lava.clone_from(globals_lava);
         }
+        // The child's run id is derived from where this action stands, so
+        // repeating the action cannot start a second child. `on_retry` runs
+        // once per retried iteration, each its own.
+        let (list, index) = a.place;
+        let list = match lava.get("iteration").filter(|_| list == "on_retry") {
+            Some(n) => format!("{list}:{}", units::show(n)),
+            None => list.to_string(),
+        };
+        let run_id = run_id::derived(
+            "dispatch-action",
+            &[a.run.run_id(), &list, &index.to_string()],
+        );
         let request = DispatchRequest {
             job_id: target.clone(),
             parameters,
             globals: a.run.globals_mut().clone(),
             delay_secs,
+            run_id: Some(run_id),
             ..DispatchRequest::default()
         };
         let sent = a

@@ -90,6 +90,8 @@ pub struct ActionContext<'a> {
     pub result: &'a Value,
     /// The action's own fields.
     pub fields: &'a Map<String, Value>,
+    /// Where the action stands: its list's key and its index there.
+    pub place: (&'static str, usize),
 }
 
 /// One kind of action.
@@ -124,7 +126,7 @@ pub async fn run_list(
         Some(Value::Array(actions)) => actions.clone(),
         Some(_) => return Err(format!("{key}: action must be a list")),
     };
-    for action in actions {
+    for (index, action) in actions.into_iter().enumerate() {
         let Value::Object(fields) = action else {
             return Err(format!("{key} action: Missing keys: action"));
         };
@@ -141,6 +143,7 @@ pub async fn run_list(
                     ctx,
                     result,
                     fields: &fields,
+                    place: (key, index),
                 };
                 match action.keys().check(&fields) {
                     Ok(()) => action.run(&mut a).await,

@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn skipped_entries_are_named() {
-        let Failure { error, data } = skipped_failure(&skipped(1), Map::new());
+        let Failure { error, data, .. } = skipped_failure(&skipped(1), Map::new());
         assert_eq!(
             error,
             r#"Skipped 1 bad schedule entry (the rest is installed): Job "j1": Bad schedule entry 1 "61 * * * *": minute 61 out of range 0-59"#
@@ -187,7 +187,7 @@ mod tests {
                 .map(Vec::len),
             Some(1)
         );
-        let Failure { error, data } = skipped_failure(&skipped(12), Map::new());
+        let Failure { error, data, .. } = skipped_failure(&skipped(12), Map::new());
         assert!(
             error.starts_with("Skipped 12 bad schedule entries"),
             "{error}"

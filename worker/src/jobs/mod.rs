@@ -59,10 +59,7 @@ pub async fn attempt(job_type: &dyn JobType, job: &JobContext<'_>) -> Outcome {
     {
         return Outcome::Failed(failure);
     }
-    let outcome = job_type.run(job).await;
-    if job.cancel.is_interrupted() {
-        Outcome::Interrupted
-    } else {
-        outcome
-    }
+    // Recorded as it ended, even when an interrupt came meanwhile: only a
+    // payload actually stopped makes the attempt `Interrupted`.
+    job_type.run(job).await
 }

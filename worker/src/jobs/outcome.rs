@@ -13,6 +13,9 @@ pub struct Failure {
     pub error: String,
     /// The data.
     pub data: Option<Value>,
+    /// The payload was stopped by an interrupt (the worker's shutdown, or
+    /// the loss of the run's lease): the attempt did not end by itself.
+    pub stopped: bool,
 }
 
 impl Failure {
@@ -21,6 +24,15 @@ impl Failure {
         Self {
             error: error.into(),
             data: None,
+            stopped: false,
+        }
+    }
+
+    /// The attempt's payload was stopped by an interrupt.
+    pub fn stopped() -> Self {
+        Self {
+            stopped: true,
+            ..Self::new("stopped by an interrupt")
         }
     }
 
@@ -29,6 +41,7 @@ impl Failure {
         Self {
             error: error.into(),
             data: Some(data),
+            stopped: false,
         }
     }
 }
@@ -48,7 +61,8 @@ pub enum Outcome {
         /// How long to wait before the next attempt.
         delay: Duration,
     },
-    /// The worker's shutdown stopped the attempt.
+    /// An interrupt (the worker's shutdown, or the loss of the run's
+    /// lease) stopped the attempt's payload.
     Interrupted,
 }
 
@@ -56,6 +70,7 @@ impl From<Result<Value, Failure>> for Outcome {
     fn from(result: Result<Value, Failure>) -> Self {
         match result {
             Ok(value) => Outcome::Success(value),
+            Err(failure) if failure.stopped => Outcome::Interrupted,
             Err(failure) => Outcome::Failed(failure),
         }
     }

@@ -179,7 +179,8 @@ async fn unpack(
             let text = std::fs::read_to_string(&errors).unwrap_or_default();
             Err(failure(format!("exit status {code}: {}", text.trim())))
         }
-        Ok(_) => Err(failure(format!(
+        Ok(Ended::Interrupted) => Err(Failure::stopped()),
+        Ok(Ended::TimedOut) => Err(failure(format!(
             "timed out after {:?} seconds",
             timeout.as_secs_f64()
         ))),

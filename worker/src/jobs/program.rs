@@ -225,7 +225,8 @@ impl JobContext<'_> {
         })?;
         let (status, timeout_error) = match ended {
             Ended::Exited(code) => (code, None),
-            Ended::TimedOut | Ended::Interrupted => (
+            Ended::Interrupted => return Err(Failure::stopped()),
+            Ended::TimedOut => (
                 28,
                 Some(format!(
                     "Timed out after {:?} seconds",

@@ -6,18 +6,19 @@
 //! `rejected` when the run can be named.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lava_common::dispatch::{DispatchMessage, Failure as LookupFailure};
-use lava_common::spec::LogEntry;
-use lava_common::store::{Key, Received, Table};
+use lava_common::store::{Received, StoreError};
 use lava_common::{timestamp, units};
 use serde_json::{Map, Value};
 
 use super::augmented::Run;
-use super::record::reject;
+use super::record::{INTERRUPTED, reject};
 use super::{End, lease};
-use crate::events::{Overflow, RunEvents, log_of};
-use crate::worker::{ActiveGuard, ActiveRuns, Entered, Worker};
+use crate::events::{Overflow, RunEvents};
+use crate::process::Interrupt;
+use crate::worker::{ActiveGuard, ActiveRuns, Entered, Receipt, Worker};
 
 /// A run ready for its run sequence.
 pub(super) struct Admitted {
@@ -25,6 +26,8 @@ pub(super) struct Admitted {
     pub(super) run: Run,
     /// Its events writer, with the keep-alive attached.
     pub(super) events: RunEvents,
+    /// The run's own interrupt: the worker's, and the loss of its lease.
+    pub(super) cancel: Interrupt,
 }
 
 /// Admits a message, or says what becomes of it. `active` receives the
@@ -33,13 +36,14 @@ pub(super) async fn admit(
     w: &Arc<Worker>,
     msg: &Received,
     active: &mut Option<ActiveGuard>,
+    cancel: &Interrupt,
 ) -> Result<Admitted, End> {
     let (job_id, run_id) = identify(w, msg)?;
 
     // A copy of a run in progress here is left alone (the same message,
     // received again, only refreshes the receipt the run uses).
-    match ActiveRuns::enter(w, &run_id, &msg.message_id, &msg.receipt) {
-        Entered::New(guard) => *active = Some(guard),
+    let receipt = match ActiveRuns::enter(w, &run_id, &msg.message_id, &msg.receipt) {
+        Entered::New(guard) => Arc::clone(&active.insert(guard).receipt),
         Entered::SameMessage => {
             tracing::info!(
                 "Job {job_id} ({run_id}): received again while it runs here - receipt refreshed"
@@ -50,44 +54,44 @@ pub(super) async fn admit(
             tracing::info!("Job {job_id} ({run_id}): another copy runs here - left alone");
             return Err(End::Keep);
         }
-    }
-
-    // Duplicate copies and redeliveries: the events item decides.
-    let realm_name = &w.services.realm_name;
-    let item = match w
-        .services
-        .tables
-        .get(
-            realm_name,
-            Table::Events,
-            &Key::with_sort(&job_id, &run_id),
-            true,
-        )
-        .await
-    {
-        Ok(item) => item,
-        Err(e) => {
-            tracing::warn!("cannot read the run's events: {e}; retrying later");
-            return Err(End::Retry);
-        }
     };
-    let log = log_of(item.as_ref());
-    if log.iter().any(LogEntry::is_final_value) {
-        tracing::info!("Job {job_id} ({run_id}): already finished - duplicate deleted");
-        return Err(End::Delete);
-    }
-    match lease::renew(w, &job_id, &run_id).await {
-        Ok(true) => {}
-        Ok(false) => {
+
+    // Before the lease: reading the job, then taking the lease, which
+    // returns the run's log (duplicates of a finished run end here). A
+    // passing AWS failure is tried again here, the message kept invisible
+    // meanwhile: it is no attempt of the run.
+    let persist = Persist {
+        w,
+        receipt: &receipt,
+        cancel,
+    };
+    let lookup = persist
+        .call("read the job", || async {
+            match w.services.dispatcher.lookup_job(&job_id).await {
+                Err(LookupFailure::Store(e)) => Err(e),
+                Err(LookupFailure::NoSuchRealm { table, .. }) => {
+                    Err(StoreError::TableNotFound(table))
+                }
+                other => Ok(other),
+            }
+        })
+        .await?;
+    let log = match persist
+        .call("take the run's lease", || lease::take(w, &job_id, &run_id))
+        .await?
+    {
+        lease::Taken::Run(log) => log,
+        lease::Taken::Finished => {
+            tracing::info!("Job {job_id} ({run_id}): already finished - duplicate deleted");
+            return Err(End::Delete);
+        }
+        lease::Taken::Held => {
             tracing::info!("Job {job_id} ({run_id}): running on another worker - left alone");
             return Err(End::Keep);
         }
-        Err(e) => {
-            tracing::warn!("cannot take the run's lease: {e}; retrying later");
-            return Err(End::Retry);
-        }
-    }
+    };
 
+    let realm_name = &w.services.realm_name;
     let parsed = DispatchMessage::parse(&msg.body);
     let ts_dispatch = parsed
         .as_ref()
@@ -95,6 +99,7 @@ pub(super) async fn admit(
         .and_then(DispatchMessage::timestamp)
         .unwrap_or_else(timestamp::now_local);
     let s3tmp = format!("{}/{job_id}/{run_id}", w.services.realm.s3_temp());
+    let hold = lease::hold(w);
     let mut events = RunEvents::new(
         Arc::clone(&w.services.tables),
         realm_name,
@@ -109,7 +114,19 @@ pub(super) async fn admit(
             s3tmp: s3tmp.clone(),
             kms_key: w.services.realm.s3_key().map(str::to_string),
         },
+        Some(Arc::clone(&hold)),
     );
+    let run_cancel = cancel.child();
+    if let Some(keepalive) = lease::spawn_keepalive(
+        Arc::clone(w),
+        Some(Arc::clone(&receipt)),
+        job_id.clone(),
+        run_id.clone(),
+        hold,
+        run_cancel.clone(),
+    ) {
+        events.set_keepalive(keepalive);
+    }
     let prefix = format!("Job {job_id} ({run_id})");
     let message = match parsed {
         Ok(m) => m,
@@ -126,22 +143,18 @@ pub(super) async fn admit(
         );
         return Err(reject(&mut events, &text).await);
     }
-    if w.options.retries >= 0 && i64::from(msg.receive_count) > w.options.retries + 1 {
+    // The retry budget counts the run's unfinished attempts, not deliveries.
+    let unfinished = unfinished_attempts(&log);
+    if w.options.retries >= 0 && unfinished > w.options.retries {
         let text = format!(
             "{prefix}: Retry limit exceeded - deleted on cycle {}",
             msg.receive_count
         );
         return Err(reject(&mut events, &text).await);
     }
-    let job = match w.services.dispatcher.lookup_job(&job_id).await {
+    let job = match lookup {
         Ok(job) => job,
-        Err(LookupFailure::Job(e)) => {
-            return Err(reject(&mut events, &format!("{prefix}: {e}")).await);
-        }
-        Err(e) => {
-            tracing::warn!("{prefix}: cannot read the job: {e}; retrying later");
-            return Err(End::Retry);
-        }
+        Err(e) => return Err(reject(&mut events, &format!("{prefix}: {e}")).await),
     };
     for warning in &job.warnings {
         tracing::warn!("{prefix}: {warning}");
@@ -154,7 +167,7 @@ pub(super) async fn admit(
         return Err(reject(&mut events, &text).await);
     }
     let max_tries = job.field("max_tries").and_then(Value::as_i64).unwrap_or(0);
-    if max_tries > 0 && i64::from(msg.receive_count) > max_tries {
+    if max_tries > 0 && i64::try_from(unfinished).unwrap_or(i64::MAX) >= max_tries {
         return Err(reject(&mut events, &format!("{prefix}: max_tries exceeded")).await);
     }
     let mut parameters = job.parameters().clone();
@@ -165,12 +178,6 @@ pub(super) async fn admit(
         return Err(reject(&mut events, &format!("{prefix}: {text}")).await);
     }
 
-    let receipt = active.as_ref().map(|a| Arc::clone(&a.receipt));
-    if let Some(keepalive) =
-        lease::spawn_keepalive(Arc::clone(w), receipt, job_id.clone(), run_id.clone())
-    {
-        events.set_keepalive(keepalive);
-    }
     let run = Run {
         s3tmp,
         job_dir: w.work_dir.join(&run_id),
@@ -182,7 +189,88 @@ pub(super) async fn admit(
         globals,
         state: Map::new(),
     };
-    Ok(Admitted { run, events })
+    Ok(Admitted {
+        run,
+        events,
+        cancel: run_cancel,
+    })
+}
+
+/// The attempts of a run that started their payload (a `running` entry)
+/// and ended with no outcome entry after it: a crash, a lost lease, an
+/// interrupt (its hand-over entry is no outcome). Planned retries
+/// (`iteration_limit`) end with a `retrying` entry and do not count.
+pub(super) fn unfinished_attempts(log: &[Value]) -> i64 {
+    let mut unfinished = 0;
+    let mut open = false;
+    for entry in log {
+        let status = entry
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match status {
+            "running" => {
+                unfinished += i64::from(open);
+                open = true;
+            }
+            "retrying" if entry.get("info").and_then(Value::as_str) == Some(INTERRUPTED) => {}
+            "retrying" | "complete" | "failed" | "rejected" | "skipped" => open = false,
+            _ => {}
+        }
+    }
+    unfinished + i64::from(open)
+}
+
+/// Calls made before the run's lease: tried again with backoff on a
+/// passing failure while the message is kept invisible, until the worker's
+/// drain deadline.
+struct Persist<'a> {
+    w: &'a Worker,
+    receipt: &'a Receipt,
+    cancel: &'a Interrupt,
+}
+
+impl Persist<'_> {
+    async fn call<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, End>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let error = match call().await {
+                Ok(value) => return Ok(value),
+                Err(e @ StoreError::BadRequest(_)) => {
+                    // It can never succeed: no event can be written either.
+                    tracing::error!("cannot {what}: {e} - message deleted");
+                    return Err(End::Delete);
+                }
+                Err(e) => e,
+            };
+            if self.cancel.is_interrupted() {
+                tracing::warn!("cannot {what}: {error}; left for another worker");
+                return Err(End::Release);
+            }
+            tracing::warn!("cannot {what}: {error}; trying again in {delay:?}");
+            let secs = u32::try_from(lease::span(self.w).as_secs())
+                .unwrap_or(u32::MAX)
+                .max(self.w.queue_visibility)
+                .max(30);
+            if let Err(e) = self
+                .w
+                .queues
+                .change_visibility(&self.w.queue, &self.receipt.current(), secs)
+                .await
+            {
+                tracing::warn!("cannot extend the message's visibility: {e}");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.cancel.interrupted() => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(15));
+        }
+    }
 }
 
 /// The message's job id, run id and realm; a message without them cannot
@@ -200,6 +288,11 @@ fn identify(w: &Worker, msg: &Received) -> Result<(String, String), End> {
         tracing::error!(message_id = %msg.message_id, "Malformed dispatch message: Missing keys: job_id - deleted");
         return Err(End::Delete);
     };
+    if let Err(why) = usable_key(&job_id) {
+        tracing::error!(message_id = %msg.message_id, job_id = %job_id.escape_debug(),
+            "Malformed dispatch message: job_id {why} - deleted");
+        return Err(End::Delete);
+    }
     tracing::Span::current().record("job_id", job_id.as_str());
     let run_id = match body
         .get("run_id")
@@ -232,6 +325,20 @@ fn identify(w: &Worker, msg: &Received) -> Result<(String, String), End> {
     Ok((job_id, run_id))
 }
 
+/// Why a job id can never be a key of the events and jobs tables
+/// (DynamoDB refuses it for ever), if it cannot.
+fn usable_key(job_id: &str) -> Result<(), &'static str> {
+    if job_id.is_empty() {
+        Err("is empty")
+    } else if job_id.len() > 2048 {
+        Err("is longer than 2048 bytes")
+    } else if job_id.contains('\0') {
+        Err("contains NUL")
+    } else {
+        Ok(())
+    }
+}
+
 /// Parses `globals.lava.{master,parent}_{start,ustart}` strictly: a child
 /// run's times come from its parent and must be real timestamps.
 fn check_lava_times(globals: &Map<String, Value>) -> Result<(), String> {
@@ -251,4 +358,63 @@ fn check_lava_times(globals: &Map<String, Value>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn log(entries: &[(&str, &str)]) -> Vec<Value> {
+        entries
+            .iter()
+            .map(|(status, info)| json!({"status": status, "info": info}))
+            .collect()
+    }
+
+    #[test]
+    fn unfinished_attempts_count_starts_without_outcome() {
+        assert_eq!(unfinished_attempts(&[]), 0);
+        // A planned retry, then a crash in iteration 2.
+        let crashed = log(&[
+            ("starting", ""),
+            ("running", "Iteration 1"),
+            ("retrying", "boom"),
+            ("running", "Iteration 2"),
+        ]);
+        assert_eq!(unfinished_attempts(&crashed), 1);
+        // A delivery that never started its payload does not count.
+        let mut more = crashed.clone();
+        more.extend(log(&[("starting", "")]));
+        assert_eq!(unfinished_attempts(&more), 1);
+        // An interrupt's hand-over is no outcome; a second crash counts too.
+        more.extend(log(&[
+            ("running", "Iteration 1"),
+            ("retrying", INTERRUPTED),
+            ("starting", ""),
+            ("running", "Iteration 1"),
+        ]));
+        assert_eq!(unfinished_attempts(&more), 3);
+        let planned = log(&[
+            ("starting", ""),
+            ("running", "Iteration 1"),
+            ("retrying", "boom"),
+            ("running", "Iteration 2"),
+            ("retrying", "boom"),
+        ]);
+        assert_eq!(unfinished_attempts(&planned), 0);
+    }
+
+    #[test]
+    fn unusable_job_ids() {
+        assert!(usable_key("etl/load").is_ok());
+        assert_eq!(usable_key(""), Err("is empty"));
+        assert_eq!(
+            usable_key(&"x".repeat(2049)),
+            Err("is longer than 2048 bytes")
+        );
+        assert!(usable_key(&"x".repeat(2048)).is_ok());
+        assert_eq!(usable_key("a\0b"), Err("contains NUL"));
+    }
 }

@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 
 use super::End;
 use super::augmented::Run;
-use super::record::final_event;
+use super::record::{INTERRUPTED, final_event, lost};
 use crate::actions::{self, ActionList};
-use crate::events::RunEvents;
+use crate::events::{Mark, RunEvents};
 use crate::jobs::{self, Failure, JobContext, JobType, Outcome};
 use crate::process::Interrupt;
 use crate::worker::Worker;
@@ -39,12 +39,12 @@ pub(super) async fn run(
             .write(
                 Status::Running,
                 Value::String(format!("Iteration {n}")),
-                false,
+                Mark::Entry,
             )
             .await
         {
             tracing::error!("{prefix}: cannot record iteration {n}: {e}");
-            return End::Keep;
+            return lost(&e).unwrap_or(End::Retry);
         }
         tracing::info!(event_type = "job", "{prefix}: Running iteration {n}");
         let outcome = {
@@ -57,11 +57,22 @@ pub(super) async fn run(
             jobs::attempt(job_type, &job).await
         };
         let (failure, wait) = match outcome {
+            Outcome::Interrupted if events.lease_lost() => {
+                tracing::error!(
+                    event_type = "job",
+                    "{prefix}: stopped: the run's lease was lost"
+                );
+                return End::Keep;
+            }
             Outcome::Interrupted => return interrupted(run, events).await,
             Outcome::Success(result) => {
                 tracing::info!(event_type = "job", "{prefix}: Complete");
                 let end = final_event(events, Status::Complete, complete_info(&result)).await;
-                run_actions(w, run, events, ActionList::OnSuccess, &result).await;
+                // Actions only once the outcome is recorded: a run whose
+                // final entry could not be written is not over.
+                if end == End::Delete {
+                    run_actions(w, run, events, ActionList::OnSuccess, &result).await;
+                }
                 return end;
             }
             Outcome::Failed(failure) => (failure, delay),
@@ -72,9 +83,12 @@ pub(super) async fn run(
             tracing::error!(event_type = "job", "{prefix}: {error}");
         }
         if n < limit {
-            if let Err(e) = events.write(Status::Retrying, info.clone(), false).await {
+            if let Err(e) = events
+                .write(Status::Retrying, info.clone(), Mark::Entry)
+                .await
+            {
                 tracing::error!("{prefix}: cannot record the retry: {e}");
-                return End::Keep;
+                return lost(&e).unwrap_or(End::Retry);
             }
             run_actions(w, run, events, ActionList::OnRetry, &info).await;
             if !wait.is_zero() {
@@ -85,7 +99,9 @@ pub(super) async fn run(
             }
         } else {
             let end = final_event(events, Status::Failed, info.clone()).await;
-            run_actions(w, run, events, ActionList::OnFail, &info).await;
+            if end == End::Delete {
+                run_actions(w, run, events, ActionList::OnFail, &info).await;
+            }
             return end;
         }
     }
@@ -104,14 +120,11 @@ fn failure_info(failure: Failure) -> Value {
 /// another worker at once: the run is not finished, so it must not wait for
 /// the queue's visibility timeout.
 async fn interrupted(run: &Run, events: &mut RunEvents) -> End {
-    let info = Value::String("Interrupted by worker shutdown".into());
+    let info = Value::String(INTERRUPTED.into());
     let prefix = run.prefix();
-    tracing::warn!(
-        event_type = "job",
-        "{prefix}: Interrupted by worker shutdown"
-    );
+    tracing::warn!(event_type = "job", "{prefix}: {INTERRUPTED}");
     // Releasing the lease lets another worker take the run at once.
-    if let Err(e) = events.write(Status::Retrying, info, true).await {
+    if let Err(e) = events.write(Status::Retrying, info, Mark::HandOver).await {
         tracing::error!("{prefix}: cannot record the interruption: {e}");
     }
     End::Release
@@ -141,7 +154,7 @@ async fn run_actions(
     if let Err(text) = actions::run_list(&w.services, &w.clients, run, list, result).await {
         tracing::error!("{text}");
         if let Err(e) = events
-            .write(Status::ActionFailed, Value::String(text), false)
+            .write(Status::ActionFailed, Value::String(text), Mark::Entry)
             .await
         {
             tracing::error!("cannot record action_failed: {e}");

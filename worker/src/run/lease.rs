@@ -1,57 +1,140 @@
 //! A run's lease and keep-alive. The lease (an attribute of the run's events
-//! item) says which worker process runs it; the keep-alive renews the lease
-//! and the message's visibility while the run goes on, so a second copy of
-//! the message is left alone and a dead worker's run comes back.
+//! item) says which worker process runs it, and is the fence of the run:
+//! it cannot be taken once the run has a final entry, only its owner renews
+//! it, and every entry the owner writes is conditional on holding it. The
+//! keep-alive renews the lease and the message's visibility while the run
+//! goes on, so a second copy of the message is left alone and a dead
+//! worker's run comes back; when the lease is lost (a renewal refused, or
+//! none succeeding within the lease's span) it stops the run's payload.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use lava_common::store::{Lease, StoreError};
+use lava_common::spec::{Item, LogEntry};
+use lava_common::store::{FINAL_STATUS, Key, Lease, StoreError, Table};
+use serde_json::Value;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::events::Keepalive;
+use crate::events::{Keepalive, log_of};
+use crate::fence::LeaseHold;
+use crate::process::Interrupt;
 use crate::worker::{Receipt, Worker};
 
-/// Takes or renews the run's lease; `false` when another process holds it.
-pub(super) async fn renew(w: &Worker, job_id: &str, run_id: &str) -> Result<bool, StoreError> {
-    let now = Utc::now().timestamp();
-    let lease = Lease {
+/// What taking a run's lease found.
+pub(super) enum Taken {
+    /// The lease is this worker's; the run's log so far.
+    Run(Vec<Value>),
+    /// The run has its final entry: nothing to do.
+    Finished,
+    /// Another live worker holds it.
+    Held,
+}
+
+/// Takes the run's lease (one conditional write that also returns the
+/// item); when that is refused, reads the item to tell why.
+pub(super) async fn take(w: &Worker, job_id: &str, run_id: &str) -> Result<Taken, StoreError> {
+    let tables = &w.services.tables;
+    let realm = &w.services.realm_name;
+    // Twice more when the lease ended between the write and the read.
+    for _ in 0..3 {
+        let now = Utc::now().timestamp();
+        let lease = lease_from(w, now);
+        // Expiries are whole seconds: a lease is over from its expiry second
+        // on (the store takes it when `expires < now`). Without this a copy
+        // coming back exactly when its dead holder's lease ends would find
+        // it held and be left alone for another queue timeout.
+        if let Some(item) = tables
+            .acquire_lease(realm, job_id, run_id, &lease, now + 1)
+            .await?
+        {
+            let log = log_of(Some(&item));
+            // A run finished by a worker that marks no final status.
+            if log.iter().any(LogEntry::is_final_value) {
+                return Ok(Taken::Finished);
+            }
+            return Ok(Taken::Run(log));
+        }
+        let item = tables
+            .get(realm, Table::Events, &Key::with_sort(job_id, run_id), true)
+            .await?;
+        match refused_because(item.as_ref(), now + 1) {
+            Some(taken) => return Ok(taken),
+            None => continue,
+        }
+    }
+    Ok(Taken::Held)
+}
+
+/// Why a lease was refused, from the item read after: `None` when nothing
+/// stands in the way any more.
+fn refused_because(item: Option<&Item>, now: i64) -> Option<Taken> {
+    let item = item?;
+    if item.contains_key(FINAL_STATUS) || log_of(Some(item)).iter().any(LogEntry::is_final_value) {
+        return Some(Taken::Finished);
+    }
+    let expires = item.get("lease")?.get("expires")?.as_f64()?;
+    (expires >= now as f64).then_some(Taken::Held)
+}
+
+fn lease_from(w: &Worker, now: i64) -> Lease {
+    Lease {
         owner: w.identity.lease_owner.clone(),
-        expires: now + i64::try_from(span(w)).unwrap_or(i64::MAX / 2),
-    };
-    // Expiries are whole seconds: a lease is over from its expiry second on
-    // (the store takes it when `expires < now`). Without this a copy coming
-    // back exactly when its dead holder's lease ends would find it held and
-    // be left alone for another queue timeout.
+        expires: now + i64::try_from(span(w).as_secs()).unwrap_or(i64::MAX / 2),
+    }
+}
+
+/// Renews a lease this worker holds: `false` when it no longer does. The
+/// events item's `ttl` (when the realm sets one) is pushed past the lease.
+async fn renew(w: &Worker, job_id: &str, run_id: &str) -> Result<bool, StoreError> {
+    let lease = lease_from(w, Utc::now().timestamp());
+    let ttl = w.services.settings.event_ttl.map(|ttl| {
+        lease
+            .expires
+            .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2))
+    });
     w.services
         .tables
-        .acquire_lease(&w.services.realm_name, job_id, run_id, &lease, now + 1)
+        .renew_lease(&w.services.realm_name, job_id, run_id, &lease, ttl)
         .await
 }
 
-/// Keeps a running message invisible and its lease alive. The lease is
-/// renewed before the visibility, so a run whose worker died has its lease
-/// expire no later than its message comes back. `None` when the keep-alive
-/// is off.
+/// The run's lease as its writers see it.
+pub(super) fn hold(w: &Worker) -> Arc<LeaseHold> {
+    Arc::new(LeaseHold::new(&w.identity.lease_owner, span(w)))
+}
+
+/// Keeps a running message invisible and its lease alive; when the lease is
+/// lost, marks `hold` lost and stops the run's payload through `run_cancel`.
+/// The lease is renewed before the visibility, so a run whose worker died
+/// has its lease expire no later than its message comes back. `None` when
+/// the keep-alive is off.
 pub(super) fn spawn_keepalive(
     w: Arc<Worker>,
     receipt: Option<Arc<Receipt>>,
     job_id: String,
     run_id: String,
+    hold: Arc<LeaseHold>,
+    run_cancel: Interrupt,
 ) -> Option<Keepalive> {
     let period = w.services.settings.visibility_keepalive;
     let receipt = receipt.filter(|_| !period.is_zero())?;
     let token = CancellationToken::new();
     let stop = token.clone();
     let task = async move {
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         // SQS's limit is 12 h after the receive, a little before this task started.
         let limit = Duration::from_secs(12 * 3600 - 60);
-        // The first round at once: the message's visibility since its
-        // receive is only the queue's timeout, which may be shorter than
-        // the period.
+        // The lease was taken just before this task started.
+        let mut renewed = started;
+        // The lease counts as lost a little before it would expire, so the
+        // payload is stopped before another worker can take the run.
+        let margin = period.min(Duration::from_secs(1));
+        // The first round at once and without renewal (the lease was just
+        // taken): the message's visibility since its receive is only the
+        // queue's timeout, which may be shorter than the period.
         let mut first = true;
         loop {
             if !std::mem::take(&mut first) {
@@ -59,14 +142,21 @@ pub(super) fn spawn_keepalive(
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(period) => {}
                 }
-            }
-            if let Err(e) = renew(&w, &job_id, &run_id).await {
-                tracing::warn!("cannot renew the run's lease: {e}");
+                match keep(&w, &job_id, &run_id, renewed + hold.span - margin, &stop).await {
+                    Kept::Renewed(at) => renewed = at,
+                    Kept::Stopped => return,
+                    Kept::Lost(why) => {
+                        tracing::error!("lost the run's lease ({why}): stopping its payload");
+                        hold.set_lost();
+                        run_cancel.kill_now();
+                        return;
+                    }
+                }
             }
             if stop.is_cancelled() {
                 return;
             }
-            let wanted = span(&w).max(u64::from(w.queue_visibility));
+            let wanted = span(&w).as_secs().max(u64::from(w.queue_visibility));
             let left = limit.saturating_sub(started.elapsed()).as_secs();
             let secs = u32::try_from(wanted.min(left)).unwrap_or(u32::MAX);
             if secs == 0 {
@@ -87,13 +177,58 @@ pub(super) fn spawn_keepalive(
     Some(Keepalive { token, task })
 }
 
-/// Seconds a lease lasts: 3 × `VISIBILITY_KEEPALIVE`, or the queue's
+/// What one round of renewal came to.
+enum Kept {
+    /// Renewed by a request sent at this instant.
+    Renewed(Instant),
+    /// The keep-alive was stopped meanwhile.
+    Stopped,
+    /// The lease is lost, for this reason.
+    Lost(String),
+}
+
+/// Renews the lease, trying again at once on failure, until `deadline`
+/// (when the last renewal would lapse).
+async fn keep(
+    w: &Worker,
+    job_id: &str,
+    run_id: &str,
+    deadline: Instant,
+    stop: &CancellationToken,
+) -> Kept {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let sent = Instant::now();
+        if sent >= deadline {
+            return Kept::Lost("not renewed within its span".into());
+        }
+        let result = tokio::select! {
+            () = stop.cancelled() => return Kept::Stopped,
+            r = tokio::time::timeout_at(deadline, renew(w, job_id, run_id)) => r,
+        };
+        match result {
+            Ok(Ok(true)) => return Kept::Renewed(sent),
+            // Refused after the final entry released it: the run is over.
+            Ok(Ok(false)) if stop.is_cancelled() => return Kept::Stopped,
+            Ok(Ok(false)) => return Kept::Lost("renewal refused".into()),
+            Ok(Err(e)) => tracing::warn!("cannot renew the run's lease: {e}"),
+            Err(_) => return Kept::Lost("not renewed within its span".into()),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Kept::Stopped,
+            () = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// How long a lease lasts: 3 × `VISIBILITY_KEEPALIVE`, or the queue's
 /// visibility timeout when the keep-alive is off.
-pub(super) fn span(w: &Worker) -> u64 {
+pub(super) fn span(w: &Worker) -> Duration {
     let period = w.services.settings.visibility_keepalive;
     if period.is_zero() {
-        u64::from(w.queue_visibility)
+        Duration::from_secs(u64::from(w.queue_visibility))
     } else {
-        (3.0 * period.as_secs_f64()).ceil() as u64
+        Duration::from_secs((3.0 * period.as_secs_f64()).ceil() as u64)
     }
 }

@@ -49,8 +49,12 @@ pub async fn handle(worker: Arc<Worker>, msg: Received, cancel: Interrupt) {
 
 async fn handle_in_span(worker: Arc<Worker>, msg: Received, cancel: Interrupt) {
     let mut active = None;
-    let end = match admission::admit(&worker, &msg, &mut active).await {
-        Ok(admission::Admitted { run, mut events }) => {
+    let end = match admission::admit(&worker, &msg, &mut active, &cancel).await {
+        Ok(admission::Admitted {
+            run,
+            mut events,
+            cancel,
+        }) => {
             let end = sequence::run(&worker, run, &mut events, &cancel).await;
             events.stop_keepalive().await;
             end
@@ -66,7 +70,7 @@ async fn handle_in_span(worker: Arc<Worker>, msg: Received, cancel: Interrupt) {
         End::Delete => worker.queues.delete(queue, &receipt).await,
         End::Release => worker.queues.change_visibility(queue, &receipt, 0).await,
         End::Retry => {
-            let secs = u32::try_from(lease::span(&worker).max(1)).unwrap_or(u32::MAX);
+            let secs = u32::try_from(lease::span(&worker).as_secs().max(1)).unwrap_or(u32::MAX);
             worker.queues.change_visibility(queue, &receipt, secs).await
         }
         End::Keep => Ok(()),

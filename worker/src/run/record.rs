@@ -6,7 +6,11 @@ use lava_common::units;
 use serde_json::Value;
 
 use super::End;
-use crate::events::RunEvents;
+use crate::events::{Mark, RunEvents, WriteError};
+
+/// The `retrying` info of a run handed on by the worker's shutdown (no
+/// outcome of its attempt: it counts against the retry budget).
+pub(super) const INTERRUPTED: &str = "Interrupted by worker shutdown";
 
 /// Writes a final `rejected` event; the message goes once it is recorded.
 pub(super) async fn reject(events: &mut RunEvents, text: &str) -> End {
@@ -17,14 +21,27 @@ pub(super) async fn reject(events: &mut RunEvents, text: &str) -> End {
 /// Writes a final event: the message is deleted once it is recorded, and
 /// kept for another try when it cannot be.
 pub(super) async fn final_event(events: &mut RunEvents, status: Status, info: Value) -> End {
-    match events.write(status, info, true).await {
+    match events.write(status, info, Mark::Final).await {
         Ok(_) => End::Delete,
-        Err(e) => {
+        Err(e) => lost(&e).unwrap_or_else(|| {
             tracing::error!(
                 "cannot record the run's final event ({status:?}): {e}; the message stays for another try"
             );
             End::Keep
+        }),
+    }
+}
+
+/// What becomes of the message when the run's lease was lost or another
+/// writer took its log: it is no longer this worker's run, so the message
+/// is left as it is (another worker holds it, or it comes back).
+pub(super) fn lost(e: &WriteError) -> Option<End> {
+    match e {
+        WriteError::LeaseLost | WriteError::Foreign => {
+            tracing::error!("{e}: this worker leaves the run");
+            Some(End::Keep)
         }
+        WriteError::Store(_) => None,
     }
 }
 

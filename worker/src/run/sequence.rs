@@ -11,9 +11,9 @@ use lava_common::{state, timestamp, units};
 use serde_json::{Map, Value};
 
 use super::augmented::Run;
-use super::record::{fail_early, final_event, reject};
+use super::record::{fail_early, final_event, lost, reject};
 use super::{End, attempts};
-use crate::events::RunEvents;
+use crate::events::{Mark, RunEvents};
 use crate::jobs::registry::{self, Lookup};
 use crate::process::Interrupt;
 use crate::worker::Worker;
@@ -36,11 +36,14 @@ pub(super) async fn run(
         )
         .await;
     }
-    match events.write(Status::Starting, Value::Null, false).await {
+    match events
+        .write(Status::Starting, Value::Null, Mark::Entry)
+        .await
+    {
         Ok(t) => run.ts_start = t,
         Err(e) => {
             tracing::error!("{prefix}: cannot record the start: {e}");
-            return End::Keep;
+            return lost(&e).unwrap_or(End::Retry);
         }
     }
     tracing::info!(event_type = "job", "{prefix}: Starting");
@@ -113,9 +116,9 @@ pub(super) async fn run(
             Ok(v) => v,
             Err(e) => Value::String(format!("Error: Bad event_log: {e}")),
         };
-        if let Err(e) = events.write(Status::Logging, info, false).await {
+        if let Err(e) = events.write(Status::Logging, info, Mark::Entry).await {
             tracing::error!("{prefix}: cannot record event_log: {e}");
-            return End::Keep;
+            return lost(&e).unwrap_or(End::Retry);
         }
     }
 

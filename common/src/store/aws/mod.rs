@@ -116,6 +116,11 @@ where
                 return StoreError::ConditionFailed(code);
             }
             let message = service.err().message().unwrap_or_default();
+            // A request the service will never accept (a key over its size
+            // limit, say): retrying cannot help.
+            if code == "ValidationException" {
+                return StoreError::BadRequest(format!("{code}: {message}"));
+            }
             StoreError::Service(format!("{code}: {message}"))
         }
         _ => StoreError::Unavailable(DisplayErrorContext(&err).to_string()),

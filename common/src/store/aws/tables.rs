@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType,
+    KeyType, LocalSecondaryIndex, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
     TimeToLiveSpecification,
 };
 
@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::attr::{from_json, item_from_json, item_to_json};
 use super::store_error;
 use crate::spec::Item;
-use crate::store::{EventWrite, Index, Key, Lease, StoreError, Table, Tables};
+use crate::store::{EventWrite, FINAL_STATUS, Index, Key, Lease, StoreError, Table, Tables};
 
 /// DynamoDB tables.
 #[derive(Debug, Clone)]
@@ -273,24 +273,36 @@ impl Tables for AwsTables {
             ),
             (":empty".to_string(), AttributeValue::L(Vec::new())),
         ]);
-        let mut sets = Vec::with_capacity(write.set.len() + 1);
+        let mut sets = Vec::with_capacity(write.set.len() + 2);
         for (i, (key, value)) in write.set.iter().enumerate() {
             names.insert(format!("#a{i}"), key.clone());
             values.insert(format!(":a{i}"), from_json(value));
             sets.push(format!("#a{i} = :a{i}"));
         }
         sets.push("#log = list_append(if_not_exists(#log, :empty), :entry)".into());
+        if write.finishes {
+            names.insert("#final".into(), FINAL_STATUS.into());
+            let status = write.entry.get("status").cloned().unwrap_or(Value::Null);
+            values.insert(":final".into(), from_json(&status));
+            sets.push("#final = :final".into());
+        }
         let mut expression = format!("SET {}", sets.join(", "));
         if write.release_lease {
             names.insert("#lease".into(), "lease".into());
             expression.push_str(" REMOVE #lease");
         }
-        let condition = if write.index == 0 {
+        let mut condition = if write.index == 0 {
             "attribute_not_exists(#log)".to_string()
         } else {
             values.insert(":n".into(), AttributeValue::N(write.index.to_string()));
             "size(#log) = :n".to_string()
         };
+        if let Some(holder) = &write.holder {
+            names.insert("#lease".into(), "lease".into());
+            names.insert("#owner".into(), "owner".into());
+            values.insert(":holder".into(), AttributeValue::S(holder.clone()));
+            condition.push_str(" AND #lease.#owner = :holder");
+        }
         self.client
             .update_item()
             .table_name(&name)
@@ -315,15 +327,8 @@ impl Tables for AwsTables {
         run_id: &str,
         lease: &Lease,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Item>, StoreError> {
         let name = Table::Events.name(realm);
-        let lease_value = AttributeValue::M(HashMap::from([
-            ("owner".to_string(), AttributeValue::S(lease.owner.clone())),
-            (
-                "expires".to_string(),
-                AttributeValue::N(lease.expires.to_string()),
-            ),
-        ]));
         let result = self
             .client
             .update_item()
@@ -334,17 +339,58 @@ impl Tables for AwsTables {
             )))
             .update_expression("SET #lease = :lease")
             .condition_expression(
-                "attribute_not_exists(#lease) OR #lease.#expires < :now OR #lease.#owner = :owner",
+                "attribute_not_exists(#final) AND (attribute_not_exists(#lease) \
+                 OR #lease.#expires < :now OR #lease.#owner = :owner)",
             )
+            .expression_attribute_names("#final", FINAL_STATUS)
             .expression_attribute_names("#lease", "lease")
             .expression_attribute_names("#expires", "expires")
             .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":lease", lease_value)
+            .expression_attribute_values(":lease", lease_value(lease))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
+            Ok(out) => Ok(Some(out.attributes().map(item_to_json).unwrap_or_default())),
+            Err(e) => match store_error(e, Self::missing_table(name)) {
+                StoreError::ConditionFailed(_) => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn renew_lease(
+        &self,
+        realm: &str,
+        job_id: &str,
+        run_id: &str,
+        lease: &Lease,
+        ttl: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let name = Table::Events.name(realm);
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&name)
+            .set_key(Some(Self::key(
+                Table::Events,
+                &Key::with_sort(job_id, run_id),
+            )))
+            .condition_expression("#lease.#owner = :owner")
+            .expression_attribute_names("#lease", "lease")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":lease", lease_value(lease))
+            .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()));
+        request = match ttl {
+            Some(ttl) => request
+                .update_expression("SET #lease = :lease, #ttl = :ttl")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ttl", AttributeValue::N(ttl.to_string())),
+            None => request.update_expression("SET #lease = :lease"),
+        };
+        match request.send().await {
             Ok(_) => Ok(true),
             Err(e) => match store_error(e, Self::missing_table(name)) {
                 StoreError::ConditionFailed(_) => Ok(false),
@@ -360,4 +406,15 @@ impl Tables for AwsTables {
         }
         Ok(())
     }
+}
+
+/// A lease as a DynamoDB map.
+fn lease_value(lease: &Lease) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("owner".to_string(), AttributeValue::S(lease.owner.clone())),
+        (
+            "expires".to_string(),
+            AttributeValue::N(lease.expires.to_string()),
+        ),
+    ]))
 }

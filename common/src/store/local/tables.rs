@@ -15,7 +15,7 @@ use serde_json::{Map, Number, Value};
 use super::db::{Db, DbError, now_secs};
 use crate::spec::Item;
 use crate::store::item::{BINARY_KEY, normalize};
-use crate::store::{EventWrite, Index, Key, Lease, StoreError, Table, Tables};
+use crate::store::{EventWrite, FINAL_STATUS, Index, Key, Lease, StoreError, Table, Tables};
 
 /// DynamoDB's item size limit.
 const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -260,6 +260,22 @@ fn project(index: Index, item: Item) -> Item {
 }
 
 /// A new events item holding only its keys.
+/// Who holds the lease of an events item, if anyone.
+fn lease_owner(item: Option<&Item>) -> Option<&str> {
+    item?.get("lease")?.get("owner")?.as_str()
+}
+
+/// A lease as stored in the events item.
+fn lease_json(lease: &Lease) -> Value {
+    Value::Object(Map::from_iter([
+        ("owner".to_string(), Value::String(lease.owner.clone())),
+        (
+            "expires".to_string(),
+            Value::Number(Number::from(lease.expires)),
+        ),
+    ]))
+}
+
 fn event_keys(job_id: &str, run_id: &str) -> Item {
     Map::from_iter([
         ("job_id".to_string(), Value::String(job_id.to_string())),
@@ -407,6 +423,15 @@ impl Tables for LocalTables {
                     ))
                     .into());
                 }
+                if let Some(holder) = &write.holder
+                    && lease_owner(existing.as_ref()) != Some(holder.as_str())
+                {
+                    return Err(StoreError::ConditionFailed(format!(
+                        "the lease of {}/{} is not held by {holder}",
+                        write.job_id, write.run_id
+                    ))
+                    .into());
+                }
                 let mut item = existing.unwrap_or_else(|| event_keys(&write.job_id, &write.run_id));
                 for (k, v) in &write.set {
                     item.insert(k.clone(), v.clone());
@@ -419,6 +444,10 @@ impl Tables for LocalTables {
                 item.insert("log".into(), Value::Array(log));
                 if write.release_lease {
                     item.remove("lease");
+                }
+                if write.finishes {
+                    let status = write.entry.get("status").cloned().unwrap_or(Value::Null);
+                    item.insert(FINAL_STATUS.into(), status);
                 }
                 let row = to_row(Table::Events, &name, &item)?;
                 write_row(&tx, &name, &row)?;
@@ -435,7 +464,7 @@ impl Tables for LocalTables {
         run_id: &str,
         lease: &Lease,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Item>, StoreError> {
         let name = Table::Events.name(realm);
         let (job_id, run_id, lease) = (job_id.to_string(), run_id.to_string(), lease.clone());
         self.db
@@ -443,6 +472,9 @@ impl Tables for LocalTables {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 require_table(&tx, &name)?;
                 let existing = read_live(&tx, &name, &job_id, &run_id, now_secs())?;
+                let finished = existing
+                    .as_ref()
+                    .is_some_and(|i| i.contains_key(FINAL_STATUS));
                 // Absent, expired by `now`, or already ours.
                 let free = match existing.as_ref().and_then(|i| i.get("lease")) {
                     None => true,
@@ -454,20 +486,43 @@ impl Tables for LocalTables {
                                 == Some(lease.owner.as_str())
                     }
                 };
-                if !free {
-                    return Ok(false);
+                if finished || !free {
+                    return Ok(None);
                 }
                 let mut item = existing.unwrap_or_else(|| event_keys(&job_id, &run_id));
-                item.insert(
-                    "lease".into(),
-                    Value::Object(Map::from_iter([
-                        ("owner".to_string(), Value::String(lease.owner.clone())),
-                        (
-                            "expires".to_string(),
-                            Value::Number(Number::from(lease.expires)),
-                        ),
-                    ])),
-                );
+                item.insert("lease".into(), lease_json(&lease));
+                let row = to_row(Table::Events, &name, &item)?;
+                write_row(&tx, &name, &row)?;
+                tx.commit()?;
+                Ok(Some(item))
+            })
+            .await
+    }
+
+    async fn renew_lease(
+        &self,
+        realm: &str,
+        job_id: &str,
+        run_id: &str,
+        lease: &Lease,
+        ttl: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let name = Table::Events.name(realm);
+        let (job_id, run_id, lease) = (job_id.to_string(), run_id.to_string(), lease.clone());
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                require_table(&tx, &name)?;
+                let existing = read_live(&tx, &name, &job_id, &run_id, now_secs())?;
+                let Some(mut item) =
+                    existing.filter(|i| lease_owner(Some(i)) == Some(lease.owner.as_str()))
+                else {
+                    return Ok(false);
+                };
+                item.insert("lease".into(), lease_json(&lease));
+                if let Some(ttl) = ttl {
+                    item.insert("ttl".into(), Value::Number(Number::from(ttl)));
+                }
                 let row = to_row(Table::Events, &name, &item)?;
                 write_row(&tx, &name, &row)?;
                 tx.commit()?;
