@@ -167,7 +167,7 @@ pub(super) async fn admit(
         return Err(reject(&mut events, &text).await);
     }
     let max_tries = job.field("max_tries").and_then(Value::as_i64).unwrap_or(0);
-    if max_tries > 0 && i64::try_from(unfinished).unwrap_or(i64::MAX) >= max_tries {
+    if max_tries > 0 && unfinished >= max_tries {
         return Err(reject(&mut events, &format!("{prefix}: max_tries exceeded")).await);
     }
     let mut parameters = job.parameters().clone();
