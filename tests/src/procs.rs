@@ -49,12 +49,21 @@ pub fn alive(pid: i32) -> bool {
 
 /// Zombie children of a process.
 pub fn zombie_children(parent: i32) -> Vec<i32> {
+    children_in_state(parent, |state| state == 'Z')
+}
+
+/// Live (not zombie) children of a process.
+pub fn children(parent: i32) -> Vec<i32> {
+    children_in_state(parent, |state| state != 'Z' && state != 'X')
+}
+
+fn children_in_state(parent: i32, wanted: impl Fn(char) -> bool) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| stat(*pid).is_some_and(|(s, ppid)| s == 'Z' && ppid == parent))
+        .filter(|pid| stat(*pid).is_some_and(|(s, ppid)| wanted(s) && ppid == parent))
         .collect()
 }
 

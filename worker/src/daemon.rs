@@ -31,6 +31,7 @@ use crate::process::{self, Interrupt};
 use crate::run;
 use crate::services::Services;
 use crate::settings::{StartupSettings, WorkerSettings};
+use crate::workdir;
 use crate::worker::{Options, Worker, work_dir_name};
 
 /// sysexits codes used by the worker.
@@ -170,7 +171,7 @@ pub async fn run(args: Args) -> u8 {
     let work_dir = PathBuf::from(&settings.tmpdir)
         .join(&realm_name)
         .join(work_dir_name(&worker_name, std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&work_dir) {
+    if let Err(e) = workdir::create_private(&work_dir) {
         return fail(
             exit::CONFIG,
             format!("cannot create {}: {e}", work_dir.display()),
@@ -205,6 +206,7 @@ pub async fn run(args: Args) -> u8 {
         },
         config_dump: config.dump(),
         active: Default::default(),
+        stopping: Default::default(),
     });
     if args.jump_start {
         jump_start(&worker).await;
@@ -335,7 +337,7 @@ async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
     notify::ready(&format!("Polling {}", w.queue.name));
     let slots = Arc::new(Semaphore::new(args.threads));
     let mut runs = JoinSet::new();
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Duration::from_millis(200);
     let mut first_signal = None;
     loop {
         while runs.try_join_next().is_some() {}
@@ -344,10 +346,20 @@ async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
             s = signals.next(w) => { first_signal = Some(s); break; }
         };
         let Ok(permit) = permit else { break };
+        // One receive takes a message for each free slot (SQS gives at most
+        // 10 at a time): a busy queue is not drained one request at a time.
+        let mut permits = vec![permit];
+        while permits.len() < 10 {
+            match Arc::clone(&slots).try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let want = u32::try_from(permits.len()).unwrap_or(1);
         // A connection that never answers must not stall the loop.
         let limit = Duration::from_secs(u64::from(args.wait) + 60);
         let receive = async {
-            tokio::time::timeout(limit, w.queues.receive(&w.queue, 1, args.wait))
+            tokio::time::timeout(limit, w.queues.receive(&w.queue, want, args.wait))
                 .await
                 .unwrap_or_else(|_| {
                     Err(StoreError::Unavailable(format!(
@@ -368,8 +380,8 @@ async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
         };
         match received {
             Ok(messages) if messages.is_empty() => {
-                backoff = Duration::from_millis(500);
-                drop(permit);
+                backoff = Duration::from_millis(200);
+                drop(permits);
                 if args.batch {
                     break;
                 }
@@ -381,10 +393,10 @@ async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
                 }
             }
             Ok(messages) => {
-                backoff = Duration::from_millis(500);
-                let mut permit = Some(permit);
-                for msg in messages {
-                    let (w, interrupt, permit) = (Arc::clone(w), interrupt.clone(), permit.take());
+                backoff = Duration::from_millis(200);
+                // One slot per message; the slots left over go back.
+                for (msg, permit) in messages.into_iter().zip(permits) {
+                    let (w, interrupt) = (Arc::clone(w), interrupt.clone());
                     runs.spawn(async move {
                         run::handle(w, msg, interrupt).await;
                         drop(permit);
@@ -392,8 +404,8 @@ async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
                 }
             }
             Err(e) => {
-                // Never fatal: back off, exponential with jitter, 30 s cap.
-                drop(permit);
+                // Never fatal: back off, exponential with jitter, 10 s cap.
+                drop(permits);
                 tracing::warn!(
                     event_type = "worker",
                     "receive failed: {e}; retrying in {backoff:?}"
@@ -402,10 +414,11 @@ async fn serve(w: &Arc<Worker>, args: &Args, drain_timeout: Duration) -> u8 {
                     () = tokio::time::sleep(jitter(backoff)) => {}
                     s = signals.next(w) => { first_signal = Some(s); break; }
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
+    w.stopping.cancel();
     let code = drain(
         w,
         &mut runs,

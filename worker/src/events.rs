@@ -248,11 +248,9 @@ impl RunEvents {
     async fn append(&mut self, write: &mut EventWrite) -> Result<(), WriteError> {
         let mut delay = Duration::from_millis(250);
         let mut attempt = 0;
+        let mut unwatched = 0;
         loop {
             attempt += 1;
-            if self.lease_lost() {
-                return Err(WriteError::LeaseLost);
-            }
             self.fit(write).await;
             let error = match self.tables.append_event(&self.realm, write).await {
                 Ok(()) => {
@@ -295,13 +293,18 @@ impl RunEvents {
                 }
             };
             // Kept trying while a keep-alive vouches for the lease (it
-            // declares it lost when renewals fail for a lease span).
-            let watched = self.keepalive.is_some() && self.hold.is_some();
-            if !watched && attempt >= WRITE_ATTEMPTS {
-                return Err(error.into());
+            // declares it lost when renewals fail for a lease span); then a
+            // few more times, since only another worker taking the lease
+            // makes the write impossible, and the write's condition tells.
+            let watched = self.keepalive.is_some() && self.hold.is_some() && !self.lease_lost();
+            if !watched {
+                unwatched += 1;
+                if unwatched >= WRITE_ATTEMPTS {
+                    return Err(error.into());
+                }
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(8));
+            delay = (delay * 2).min(Duration::from_secs(4));
         }
     }
 

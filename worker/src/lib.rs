@@ -18,4 +18,5 @@ pub mod process;
 pub mod run;
 pub mod services;
 pub mod settings;
+pub mod workdir;
 pub mod worker;

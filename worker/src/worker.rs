@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use lava_common::store::{Queue, QueueRef};
+use tokio_util::sync::CancellationToken;
 
 use crate::clients::ActionClients;
 use crate::events::Identity;
@@ -42,6 +43,10 @@ pub struct Worker {
     pub config_dump: Vec<String>,
     /// Runs in progress in this process, by run id.
     pub active: ActiveRuns,
+    /// Set when the worker stops polling (a drain, or `--batch` at an
+    /// empty queue): a run that has not started yet is handed back rather
+    /// than waited for.
+    pub stopping: CancellationToken,
 }
 
 /// The receipt of a message being run: replaced when the same message is

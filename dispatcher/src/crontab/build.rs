@@ -240,8 +240,8 @@ mod tests {
 CRON_TZ=Australia/Sydney
 LAVA_REALM=prod
 PATH=/usr/local/bin:/bin:/usr/bin
-0-59/15 * * * * /usr/local/bin/lava-dispatcher --worker core --check-dispatch --level warning lava/sched-syd >/dev/null
-30 2 * * * /usr/local/bin/lava-dispatcher --worker core --check-dispatch --level warning etl/load-sales >/dev/null
+0-59/15 * * * * /usr/local/bin/lava-dispatcher --worker core --check-dispatch --level warning -- lava/sched-syd >/dev/null
+30 2 * * * /usr/local/bin/lava-dispatcher --worker core --check-dispatch --level warning -- etl/load-sales >/dev/null
 #### Lava Schedules End ####
 ";
         assert_eq!(
@@ -288,7 +288,7 @@ PATH=/usr/local/bin:/bin:/usr/bin
             panic!("{built:?}");
         };
         assert_eq!(built.lines, 2);
-        assert!(built.block.contains("\n0 1 * * * /usr/bin/lava-dispatch --worker core --check-dispatch --level warning a >/dev/null\n"));
+        assert!(built.block.contains("\n0 1 * * * /usr/bin/lava-dispatch --worker core --check-dispatch --level warning -- a >/dev/null\n"));
         assert!(built.block.contains("\n@hourly "));
         let shown: Vec<String> = built.skipped.iter().map(ToString::to_string).collect();
         assert_eq!(

@@ -89,16 +89,17 @@ pub fn sets_level(args: &[String]) -> bool {
 }
 
 /// The command part of a schedule line: `<dispatcher> --worker <w>
-/// --check-dispatch [--level warning] <args…> <job_id> >/dev/null`, every
-/// token quoted and every `%` escaped. `args` must already be free of
-/// `--check-dispatch`.
+/// --check-dispatch [--level warning] <args…> -- <job_id> >/dev/null`,
+/// every token quoted and every `%` escaped. The `--` keeps a job id that
+/// starts with `-` from being taken for an option. `args` must already be
+/// free of `--check-dispatch`.
 pub fn command(dispatcher: &str, worker: &str, args: &[String], job_id: &str) -> String {
     let mut tokens: Vec<&str> = vec![dispatcher, "--worker", worker, "--check-dispatch"];
     if !sets_level(args) {
         tokens.extend(["--level", "warning"]);
     }
     tokens.extend(args.iter().map(String::as_str));
-    tokens.push(job_id);
+    tokens.extend(["--", job_id]);
     let quoted: Vec<String> = tokens.iter().map(|t| quote(t)).collect();
     escape_percent(&format!("{} >/dev/null", quoted.join(" ")))
 }
@@ -141,12 +142,18 @@ mod tests {
     }
 
     #[test]
+    fn a_job_id_like_an_option_comes_after_the_separator() {
+        let cmd = command("/usr/bin/lava-dispatch", "core", &[], "-rf");
+        assert!(cmd.ends_with(" -- -rf >/dev/null"), "{cmd}");
+    }
+
+    #[test]
     fn percent_is_escaped_everywhere() {
         assert_eq!(escape_percent("a 50%off '%'"), "a 50\\%off '\\%'");
         let cmd = command("/usr/bin/lava-dispatch", "core", &[], "50%off");
         assert_eq!(
             cmd,
-            "/usr/bin/lava-dispatch --worker core --check-dispatch --level warning 50\\%off >/dev/null"
+            "/usr/bin/lava-dispatch --worker core --check-dispatch --level warning -- 50\\%off >/dev/null"
         );
     }
 
@@ -188,7 +195,7 @@ mod tests {
         );
         assert_eq!(
             cmd,
-            "lava-dispatch --worker w --check-dispatch --level info -d 5m j >/dev/null"
+            "lava-dispatch --worker w --check-dispatch --level info -d 5m -- j >/dev/null"
         );
     }
 

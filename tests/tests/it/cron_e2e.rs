@@ -218,7 +218,7 @@ async fn cron_e2e_scheduled_job_runs() {
     let listed = output(Command::new("crontab").args(["-l", "-u", &user.name])).await;
     let crontab = stdout(&listed);
     let want = format!(
-        "* * * * * {} --worker core --check-dispatch --level warning {job_id} >/dev/null\n",
+        "* * * * * {} --worker core --check-dispatch --level warning -- {job_id} >/dev/null\n",
         dispatch.display()
     );
     assert!(crontab.contains(&want), "{crontab}");

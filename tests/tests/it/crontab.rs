@@ -121,7 +121,7 @@ fn block(env: &[&str], lines: &[String]) -> String {
 
 /// A schedule line with the default call.
 fn line(schedule: &str, job_id: &str) -> String {
-    format!("{schedule} {CALL} {job_id} >/dev/null")
+    format!("{schedule} {CALL} -- {job_id} >/dev/null")
 }
 
 fn ok(out: &Output) {
@@ -157,8 +157,8 @@ async fn spec_example_block() {
 CRON_TZ=Australia/Sydney
 LAVA_REALM=prod
 PATH=/usr/local/bin:/bin:/usr/bin
-0-59/15 * * * * /usr/local/bin/lava-dispatcher --worker core --check-dispatch --level warning lava/sched-syd >/dev/null
-30 2 * * * /usr/local/bin/lava-dispatcher --worker core --check-dispatch --level warning etl/load-sales >/dev/null
+0-59/15 * * * * /usr/local/bin/lava-dispatcher --worker core --check-dispatch --level warning -- lava/sched-syd >/dev/null
+30 2 * * * /usr/local/bin/lava-dispatcher --worker core --check-dispatch --level warning -- etl/load-sales >/dev/null
 #### Lava Schedules End ####
 ";
     assert_eq!(stdout(&out), want);
@@ -253,7 +253,7 @@ async fn line_shape_and_env() {
         stdout(&out),
         block(
             &["ALPHA=first value %x", "LAVA_REALM=prod", "ZED=last"],
-            &[format!("@daily {CALL} -d 5m j >/dev/null")]
+            &[format!("@daily {CALL} -d 5m -- j >/dev/null")]
         )
     );
     // A level in the args replaces --level warning.
@@ -826,7 +826,7 @@ async fn sync_reads_the_dispatcher_index() {
                     .chain(backend.as_deref())
                     .chain([realm.as_str()])
                     .collect::<Vec<_>>(),
-                &[format!("@daily {CALL} -d 1m x/other >/dev/null")]
+                &[format!("@daily {CALL} -d 1m -- x/other >/dev/null")]
             )
         )
     );

@@ -1,9 +1,11 @@
-//! The worker behind a faulty network (issue #6 §5): its AWS calls go
-//! through the fault-injecting proxy, the test's own calls go straight to
-//! the emulator. Every run must complete exactly once and the worker must
-//! keep running.
+//! The worker behind a faulty network: its AWS calls go through the
+//! fault-injecting proxy, the test's own calls go straight to the emulator.
+//! Every run must complete exactly once and the worker must keep running,
+//! up to faults on 60 % of its requests, with duplicate copies of messages
+//! and a second worker killed midway.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::Duration;
 
 use lava_tests::TestRealm;
@@ -207,4 +209,270 @@ async fn aws_silent_connections_are_abandoned_and_retried() {
     );
     let status = worker.stop().await;
     assert_eq!(status.code(), Some(0), "{}", worker.log());
+}
+
+/// Faults on 60 % of the worker's requests, of every kind but hangs.
+fn chaos(seed: u64) -> Faults {
+    Faults {
+        seed,
+        drop: 0.08,
+        reset: 0.08,
+        delay: 0.10,
+        max_delay: Duration::from_millis(1500),
+        lose_reply: 0.10,
+        error_500: 0.08,
+        error_503: 0.08,
+        throttle: 0.08,
+        hang: 0.0,
+    }
+}
+
+/// Puts ten cmd jobs whose payload appends "<run id> <worker pid>" to
+/// `record` and then sleeps `pause` seconds, dispatches 100 runs of them,
+/// takes the messages off the queue and sends them back with a second copy
+/// of every tenth (as a retried send would). Returns (job id, run id) of
+/// each run.
+async fn chaos_runs(t: &TestRealm, record: &Path, pause: &str) -> Vec<(String, String)> {
+    let payload = format!(
+        "sh -c 'echo \"$LAVA_RUN_ID $PPID\" >> {}; sleep {pause}'",
+        record.display()
+    );
+    let job_ids: Vec<String> = (0..10).map(|i| format!("chaos{i}")).collect();
+    for job_id in &job_ids {
+        t.put_job(json!({"job_id": job_id, "type": "cmd", "worker": "core",
+                         "payload": payload, "enabled": true,
+                         "owner": "tests", "description": "runs through chaos"}))
+            .await;
+    }
+    let args: Vec<&str> = (0..JOBS).map(|i| job_ids[i % 10].as_str()).collect();
+    let out = lava_tests::output(t.dispatch().args(&args)).await;
+    assert!(out.status.success(), "{}", lava_tests::stderr(&out));
+    let run_ids: Vec<String> = lava_tests::stdout(&out)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(run_ids.len(), JOBS);
+    let bodies = t.drain_raw("core", JOBS, Duration::from_secs(30)).await;
+    assert_eq!(bodies.len(), JOBS);
+    let queue = t.queue("core").await;
+    for (i, body) in bodies.iter().enumerate() {
+        let copies = if i % 10 == 0 { 2 } else { 1 };
+        for _ in 0..copies {
+            t.backend
+                .queue
+                .send(&queue, body, 0)
+                .await
+                .unwrap_or_else(|e| panic!("resend: {e}"));
+        }
+    }
+    args.iter().map(|j| j.to_string()).zip(run_ids).collect()
+}
+
+/// Each run's payload executions, as the pids of the workers that ran them.
+fn executions(record: &Path) -> HashMap<String, Vec<i32>> {
+    let text = std::fs::read_to_string(record).unwrap_or_default();
+    let mut runs: HashMap<String, Vec<i32>> = HashMap::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if let (Some(run_id), Some(pid)) = (words.next(), words.next()) {
+            let pid = pid.parse().unwrap_or_else(|e| panic!("{line}: {e}"));
+            runs.entry(run_id.to_string()).or_default().push(pid);
+        }
+    }
+    runs
+}
+
+/// A worker for the chaos tests: through the proxy, ten slots (under
+/// these faults a run spends seconds waiting for AWS), a 2 s keep-alive (a
+/// 6 s lease) under the queue's 10 s visibility.
+fn chaos_worker(t: &TestRealm, proxy: &FaultProxy) -> Background {
+    let mut cmd = t.worker("core");
+    cmd.args(["--threads", "10", "--retries", "2"])
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .env("LAVA_VISIBILITY_KEEPALIVE", "2s")
+        .env("RUST_BACKTRACE", "1");
+    Background::start(cmd)
+}
+
+/// Waits until every run has a final entry (10 minutes at most), then for
+/// longer than the queue's visibility, so that copies left invisible come
+/// back and are dealt with; returns each run's log.
+async fn await_final(
+    t: &TestRealm,
+    runs: &[(String, String)],
+    seed: u64,
+    workers: &[&Background],
+) -> Vec<Vec<Value>> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(600);
+    // Only the runs not yet final are read again: the emulator serves the
+    // worker too.
+    let mut unfinished: Vec<&(String, String)> = runs.iter().collect();
+    loop {
+        let mut still = Vec::new();
+        for run in unfinished {
+            let log = t.log(&run.0, &run.1).await;
+            if !log.iter().any(is_final) {
+                still.push(run);
+            }
+        }
+        unfinished = still;
+        if unfinished.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() > until {
+            let logs: Vec<String> = workers.iter().map(|w| tail(&w.log(), 100)).collect();
+            panic!(
+                "gave up after 600 s (seed {seed}); unfinished: {unfinished:?}\nworker logs:\n{}",
+                logs.join("\n-----\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut logs = Vec::with_capacity(runs.len());
+    for (job_id, run_id) in runs {
+        logs.push(t.log(job_id, run_id).await);
+    }
+    logs
+}
+
+fn is_final(entry: &Value) -> bool {
+    ["complete", "failed", "rejected", "skipped"]
+        .contains(&entry["status"].as_str().unwrap_or_default())
+}
+
+/// The lines of a worker log that name a run or report a panic; the whole
+/// log is kept in the target directory, named in the last line.
+fn lines_about(log: &str, run_id: &str) -> String {
+    let kept = lava_tests::target_dir().join(format!("worker-{run_id}.log"));
+    let saved = match std::fs::write(&kept, log) {
+        Ok(()) => format!("whole log: {}", kept.display()),
+        Err(e) => format!("cannot keep the whole log at {}: {e}", kept.display()),
+    };
+    log.lines()
+        .filter(|l| l.contains(run_id) || l.contains("panicked"))
+        .chain(std::iter::once(saved.as_str()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// One run's log has exactly one final entry, `complete`, and nothing
+/// rejected or failed.
+fn assert_completed_once(run_id: &str, log: &[Value], seed: u64) {
+    let statuses: Vec<&str> = log
+        .iter()
+        .map(|e| e["status"].as_str().unwrap_or_default())
+        .collect();
+    let finals: Vec<&&str> = statuses
+        .iter()
+        .filter(|s| is_final(&json!({"status": s})))
+        .collect();
+    assert_eq!(
+        finals,
+        [&"complete"],
+        "{run_id} (seed {seed}): {statuses:?}"
+    );
+}
+
+/// 60 % of the worker's AWS requests fail in one way or another, and every
+/// tenth message comes twice: every payload runs exactly once, every run
+/// has exactly one final entry, and none is rejected.
+#[tokio::test]
+async fn aws_chaos_every_payload_runs_exactly_once() {
+    let t = TestRealm::with_setup(&["core"], |s| s.visibility_secs = 10).await;
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let record = scratch.path().join("ran");
+    let runs = chaos_runs(&t, &record, "0").await;
+    let seed = seed();
+    let proxy = proxy(chaos(seed)).await;
+    let mut worker = chaos_worker(&t, &proxy);
+    let logs = await_final(&t, &runs, seed, &[&worker]).await;
+    let ran = executions(&record);
+    for ((_, run_id), log) in runs.iter().zip(&logs) {
+        assert_completed_once(run_id, log, seed);
+        assert_eq!(
+            ran.get(run_id).map(Vec::len),
+            Some(1),
+            "{run_id} (seed {seed}) ran {:?}: {log:?}\nworker log:\n{}",
+            ran.get(run_id),
+            lines_about(&worker.log(), run_id)
+        );
+    }
+    assert!(worker.running(), "the worker stopped: {}", worker.log());
+    let summary = proxy.stats.summary();
+    let passed = proxy.stats.count(Fault::Pass) as f64;
+    let total: f64 = summary.iter().map(|(_, n)| *n as f64).sum();
+    eprintln!("seed {seed}: proxy {summary:?}");
+    assert!(
+        passed / total < 0.5,
+        "the proxy passed {passed} of {total} requests: {summary:?}"
+    );
+    let status = worker.stop().await;
+    assert_eq!(status.code(), Some(0), "{}", tail(&worker.log(), 100));
+}
+
+/// The same chaos with two workers, one of them SIGKILLed while it runs a
+/// payload: a run whose payload was running there runs again on the other
+/// (at least once), with both attempts in its log; every other run runs
+/// exactly once; every run ends with exactly one final entry.
+#[tokio::test]
+async fn aws_chaos_with_a_worker_killed_midway() {
+    let t = TestRealm::with_setup(&["core"], |s| s.visibility_secs = 10).await;
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let record = scratch.path().join("ran");
+    let runs = chaos_runs(&t, &record, "1").await;
+    let seed = seed();
+    let proxy = proxy(chaos(seed)).await;
+    let mut doomed = chaos_worker(&t, &proxy);
+    let mut survivor = chaos_worker(&t, &proxy);
+    // Killed once a fifth of the runs have started, while it runs a payload.
+    lava_tests::procs::wait_for(
+        "the first worker to run a payload after 20 runs",
+        Duration::from_secs(300),
+        || {
+            let started = executions(&record).values().map(Vec::len).sum::<usize>();
+            let busy = started >= 20
+                && executions(&record)
+                    .values()
+                    .flatten()
+                    .any(|p| *p == doomed.pid)
+                && !lava_tests::procs::children(doomed.pid).is_empty();
+            async move { busy.then_some(()) }
+        },
+    )
+    .await;
+    doomed.signal(nix::sys::signal::Signal::SIGKILL);
+    let killed = doomed.pid;
+    let _ = doomed.wait().await;
+    let logs = await_final(&t, &runs, seed, &[&survivor]).await;
+    let ran = executions(&record);
+    let mut again = 0;
+    for ((_, run_id), log) in runs.iter().zip(&logs) {
+        assert_completed_once(run_id, log, seed);
+        let pids = ran.get(run_id).cloned().unwrap_or_default();
+        let runnings = log.iter().filter(|e| e["status"] == "running").count();
+        match pids.as_slice() {
+            [_] => {}
+            [first, second] if *first == killed && *second != killed => {
+                again += 1;
+                assert!(
+                    runnings >= 2,
+                    "{run_id} (seed {seed}) ran twice, one attempt logged: {log:?}"
+                );
+            }
+            other => panic!(
+                "{run_id} (seed {seed}) ran on {other:?} (killed: {killed}): {log:?}\nworker log:\n{}",
+                lines_about(&survivor.log(), run_id)
+            ),
+        }
+    }
+    assert!(again > 0, "no run was cut short by the kill (seed {seed})");
+    assert!(survivor.running(), "the worker stopped: {}", survivor.log());
+    let status = survivor.stop().await;
+    assert_eq!(status.code(), Some(0), "{}", tail(&survivor.log(), 100));
 }

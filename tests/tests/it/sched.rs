@@ -107,7 +107,7 @@ fn block(env: &[String], lines: &[String]) -> String {
 }
 
 fn line(schedule: &str, job_id: &str) -> String {
-    format!("{schedule} {CALL} {job_id} >/dev/null")
+    format!("{schedule} {CALL} -- {job_id} >/dev/null")
 }
 
 /// The runs of a job recorded in the events table: (run id, statuses).

@@ -72,6 +72,15 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
         return Err(Failure::new("Bad job parameters: No command"));
     }
     let entry_point = words.remove(0);
+    // The entry point is a file of the bundle: never outside it.
+    let inside = Path::new(&entry_point)
+        .components()
+        .all(|part| matches!(part, std::path::Component::Normal(_) | std::path::Component::CurDir));
+    if !inside {
+        return Err(Failure::new(format!(
+            "Bad job parameters: command: entry point {entry_point} must be a relative path inside the bundle, without .."
+        )));
+    }
     words.extend(c.args.iter().cloned());
     let args = job.render_words(words, &c)?;
     let base_env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &items[0]))])?;
@@ -149,9 +158,20 @@ async fn unpack(
             .map(String::from)
             .to_vec()
     } else if name.ends_with(".tar") || name.contains(".tar.") {
-        ["tar", "-x", "-C", &target, "-f", &file]
-            .map(String::from)
-            .to_vec()
+        // Owners are never restored (the worker may run as root); modes
+        // are kept under the umask, so scripts stay executable.
+        [
+            "tar",
+            "-x",
+            "--no-same-owner",
+            "--no-same-permissions",
+            "-C",
+            &target,
+            "-f",
+            &file,
+        ]
+        .map(String::from)
+        .to_vec()
     } else {
         return Err(Failure::new(format!("Don't know how to unpack {file}")));
     };
@@ -174,7 +194,9 @@ async fn unpack(
         )
     };
     match process::run(&spec, job.cancel).await {
-        Ok(Ended::Exited(0)) => Ok(()),
+        Ok(Ended::Exited(0)) => {
+            drop_set_id_bits(dir).map_err(|e| failure(format!("cannot clear setuid/setgid bits: {e}")))
+        }
         Ok(Ended::Exited(code)) => {
             let text = std::fs::read_to_string(&errors).unwrap_or_default();
             Err(failure(format!("exit status {code}: {}", text.trim())))
@@ -185,5 +207,46 @@ async fn unpack(
             timeout.as_secs_f64()
         ))),
         Err(e) => Err(failure(e.to_string())),
+    }
+}
+
+/// Clears the setuid and setgid bits of everything unpacked below `dir`
+/// (symbolic links are not followed).
+fn drop_set_id_bits(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            continue;
+        }
+        let path = entry.path();
+        let mode = entry.metadata()?.permissions().mode();
+        if mode & 0o6000 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & !0o6000))?;
+        }
+        if kind.is_dir() {
+            drop_set_id_bits(&path)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn setuid_and_setgid_bits_are_dropped_below_the_bundle() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let sub = root.path().join("bin");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let script = sub.join("run.sh");
+        std::fs::write(&script, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o6755)).expect("chmod");
+        drop_set_id_bits(root.path()).expect("walk");
+        let mode = std::fs::metadata(&script).expect("meta").permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o755, "executable kept, set-id bits gone");
     }
 }

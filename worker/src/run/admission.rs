@@ -222,8 +222,8 @@ pub(super) fn unfinished_attempts(log: &[Value]) -> i64 {
 }
 
 /// Calls made before the run's lease: tried again with backoff on a
-/// passing failure while the message is kept invisible, until the worker's
-/// drain deadline.
+/// passing failure while the message is kept invisible, until the worker
+/// stops polling.
 struct Persist<'a> {
     w: &'a Worker,
     receipt: &'a Receipt,
@@ -247,8 +247,8 @@ impl Persist<'_> {
                 }
                 Err(e) => e,
             };
-            if self.cancel.is_interrupted() {
-                tracing::warn!("cannot {what}: {error}; left for another worker");
+            if self.cancel.is_interrupted() || self.w.stopping.is_cancelled() {
+                tracing::warn!("cannot {what}: {error}; the worker stops: left for another");
                 return Err(End::Release);
             }
             tracing::warn!("cannot {what}: {error}; trying again in {delay:?}");
@@ -268,7 +268,7 @@ impl Persist<'_> {
                 () = tokio::time::sleep(delay) => {}
                 () = self.cancel.interrupted() => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(15));
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 }

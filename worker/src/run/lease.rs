@@ -129,9 +129,6 @@ pub(super) fn spawn_keepalive(
         let limit = Duration::from_secs(12 * 3600 - 60);
         // The lease was taken just before this task started.
         let mut renewed = started;
-        // The lease counts as lost a little before it would expire, so the
-        // payload is stopped before another worker can take the run.
-        let margin = period.min(Duration::from_secs(1));
         // The first round at once and without renewal (the lease was just
         // taken): the message's visibility since its receive is only the
         // queue's timeout, which may be shorter than the period.
@@ -142,7 +139,10 @@ pub(super) fn spawn_keepalive(
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(period) => {}
                 }
-                match keep(&w, &job_id, &run_id, renewed + hold.span - margin, &stop).await {
+                // The lease counts as lost once it has expired by this
+                // worker's clock, counted from the sending of the last
+                // renewal that succeeded (the store's expiry is later).
+                match keep(&w, &job_id, &run_id, renewed + hold.span, &stop).await {
                     Kept::Renewed(at) => renewed = at,
                     Kept::Stopped => return,
                     Kept::Lost(why) => {

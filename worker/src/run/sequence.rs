@@ -16,6 +16,7 @@ use super::{End, attempts};
 use crate::events::{Mark, RunEvents};
 use crate::jobs::registry::{self, Lookup};
 use crate::process::Interrupt;
+use crate::workdir;
 use crate::worker::Worker;
 
 /// Runs an admitted run to its end.
@@ -150,7 +151,7 @@ pub(super) async fn run(
             return fail_early(events, Value::String(text)).await;
         }
     };
-    match std::fs::create_dir(&run.job_dir) {
+    match workdir::create_run_dir(&run.job_dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return reject(
