@@ -187,10 +187,16 @@ const OFFSET: &str = "+05:30";
 
 /// Top-level attributes our worker may add to an events item, each with the
 /// reason it is there. Any other difference fails the test.
-const OUR_EXTRAS: &[(&str, &str)] = &[(
-    "lease",
-    "the run's lease (so a duplicate message runs once), taken at receive and removed by the final event",
-)];
+const OUR_EXTRAS: &[(&str, &str)] = &[
+    (
+        "lease",
+        "the run's lease (so a duplicate message runs once), taken at receive and removed by the final event",
+    ),
+    (
+        "final_status",
+        "the final entry's status, set with it: no lease can be taken on the run afterwards",
+    ),
+];
 
 /// The default `EVENT_TTL` (2d) in seconds.
 const EVENT_TTL: i64 = 2 * 86_400;
@@ -361,6 +367,15 @@ fn compare_items(job_id: &str, theirs: &Item, their_run: &str, ours: &Item, our_
             "{job_id}: type of {key}"
         );
     }
+    let final_entry = ours["log"]
+        .as_array()
+        .and_then(|log| log.iter().rev().find(|e| e["status"] != "action_failed"))
+        .map(|e| e["status"].clone());
+    assert_eq!(
+        ours.get("final_status"),
+        final_entry.as_ref(),
+        "{job_id}: final_status"
+    );
     for key in ["job_id", "status", "worker", "worker_id", "hostname"] {
         assert_eq!(ours[key], theirs[key], "{job_id}: {key}");
     }

@@ -532,6 +532,7 @@ async fn job_ids_cannot_inject_commands() {
                 "--check-dispatch",
                 "--level",
                 "warning",
+                "--",
                 id
             ],
             "{command}"

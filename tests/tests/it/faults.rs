@@ -56,12 +56,13 @@ async fn proxy(faults: Faults) -> FaultProxy {
     FaultProxy::start(&upstream, faults).await
 }
 
-/// The worker, talking to AWS through the proxy.
-fn worker(t: &TestRealm, proxy: &FaultProxy, threads: &str) -> Background {
+/// The worker, talking to AWS through the proxy, renewing leases every
+/// `keepalive`.
+fn worker(t: &TestRealm, proxy: &FaultProxy, threads: &str, keepalive: &str) -> Background {
     let mut cmd = t.worker("core");
     cmd.args(["--threads", threads, "--retries", "-1"])
         .env("AWS_ENDPOINT_URL", proxy.url())
-        .env("LAVA_VISIBILITY_KEEPALIVE", "1s");
+        .env("LAVA_VISIBILITY_KEEPALIVE", keepalive);
     Background::start(cmd)
 }
 
@@ -168,7 +169,7 @@ async fn aws_faults_every_run_completes_exactly_once() {
         hang: 0.0,
     })
     .await;
-    let mut worker = worker(&t, &proxy, "4");
+    let mut worker = worker(&t, &proxy, "4", "1s");
     let attempts = assert_each_completed_once(&t, &runs, seed, &worker).await;
     assert!(worker.running(), "the worker stopped: {}", worker.log());
     let summary = proxy.stats.summary();
@@ -197,7 +198,9 @@ async fn aws_silent_connections_are_abandoned_and_retried() {
         ..Faults::none(seed)
     })
     .await;
-    let mut worker = worker(&t, &proxy, "3");
+    // A lease (3 × the keep-alive) outlasting a hung call's 10 s attempt
+    // limit: one hung renewal does not lose it.
+    let mut worker = worker(&t, &proxy, "3", "5s");
     assert_each_completed_once(&t, &runs, seed, &worker).await;
     assert!(worker.running(), "the worker stopped: {}", worker.log());
     let hangs = proxy.stats.count(Fault::Hang);

@@ -29,6 +29,13 @@ pub(super) async fn run(
 ) -> End {
     let prefix = run.prefix();
     for n in 1..=limit {
+        if events.lease_lost() {
+            tracing::error!(
+                event_type = "job",
+                "{prefix}: not started: the run's lease was lost"
+            );
+            return End::Keep;
+        }
         if cancel.is_interrupted() {
             return interrupted(run, events).await;
         }
