@@ -198,9 +198,9 @@ async fn aws_silent_connections_are_abandoned_and_retried() {
         ..Faults::none(seed)
     })
     .await;
-    // A lease (3 × the keep-alive) outlasting a hung call's 10 s attempt
-    // limit: one hung renewal does not lose it.
-    let mut worker = worker(&t, &proxy, "3", "5s");
+    // A lease (3 × the keep-alive) outlasting the period plus a hung
+    // call's 10 s attempt limit: one hung renewal does not lose it.
+    let mut worker = worker(&t, &proxy, "3", "10s");
     assert_each_completed_once(&t, &runs, seed, &worker).await;
     assert!(worker.running(), "the worker stopped: {}", worker.log());
     let hangs = proxy.stats.count(Fault::Hang);

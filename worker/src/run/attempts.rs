@@ -34,7 +34,7 @@ pub(super) async fn run(
                 event_type = "job",
                 "{prefix}: not started: the run's lease was lost"
             );
-            return End::Keep;
+            return End::Retry;
         }
         if cancel.is_interrupted() {
             return interrupted(run, events).await;
@@ -69,7 +69,7 @@ pub(super) async fn run(
                     event_type = "job",
                     "{prefix}: stopped: the run's lease was lost"
                 );
-                return End::Keep;
+                return End::Retry;
             }
             Outcome::Interrupted => return interrupted(run, events).await,
             Outcome::Success(result) => {

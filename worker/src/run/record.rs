@@ -25,21 +25,22 @@ pub(super) async fn final_event(events: &mut RunEvents, status: Status, info: Va
         Ok(_) => End::Delete,
         Err(e) => lost(&e).unwrap_or_else(|| {
             tracing::error!(
-                "cannot record the run's final event ({status:?}): {e}; the message stays for another try"
+                "cannot record the run's final event ({status:?}): {e}; the message comes back for another try"
             );
-            End::Keep
+            End::Retry
         }),
     }
 }
 
 /// What becomes of the message when the run's lease was lost or another
-/// writer took its log: it is no longer this worker's run, so the message
-/// is left as it is (another worker holds it, or it comes back).
+/// writer took its log: this worker leaves the run, and its copy of the
+/// message comes back once a lease would have expired (whoever holds the
+/// run then finishes it; a copy of a finished run is deleted).
 pub(super) fn lost(e: &WriteError) -> Option<End> {
     match e {
         WriteError::LeaseLost | WriteError::Foreign => {
             tracing::error!("{e}: this worker leaves the run");
-            Some(End::Keep)
+            Some(End::Retry)
         }
         WriteError::Store(_) => None,
     }
