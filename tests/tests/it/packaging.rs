@@ -9,9 +9,10 @@
 //! and passes.
 //!
 //! Serial (`.config/nextest.toml`, group `packaging`). `tests/run` runs it
-//! in a stage of its own after the suite, with `LAVA_PACKAGE_PROFILE` set to
-//! the profile without LTO (`package-test` in Cargo.toml), so its build
-//! does not hold up the other tests.
+//! in a stage of its own after the suite, with `LAVA_PACKAGE_PROFILE=package-test`
+//! and `LAVA_PACKAGE_BINARIES` naming its build stage's binaries, so
+//! `packaging/build` packages those (stripped, compressed fast) instead of
+//! making an optimised build.
 
 use std::collections::BTreeMap;
 use std::os::linux::net::SocketAddrExt;
