@@ -1,8 +1,9 @@
 //! Writing a run's events: one append per event to the run's events item,
 //! in order, retried, never appended twice (each append is conditional on
 //! the `log` length the writer expects) and, while the run holds a lease,
-//! only while it holds it, with the worker's identity and the TTL. Entries and item attributes come from the typed model
-//! ([`LogEntry`], [`EventHeader`]). An entry that would take the item past
+//! only while it holds it, with the worker's identity and the TTL. Entries
+//! and item attributes come from the typed model ([`LogEntry`],
+//! [`EventHeader`]). An entry that would take the item past
 //! its size limit is shrunk and kept whole in the run's temp area
 //! ([`crate::event_size`]); the original loses such an event.
 
@@ -170,7 +171,8 @@ impl RunEvents {
         self.hold.as_ref().is_some_and(|h| h.is_lost())
     }
 
-    /// Attaches the run's keep-alive: the last event stops it first.
+    /// Attaches the run's keep-alive: the entry that releases the lease
+    /// stops it once written.
     pub fn set_keepalive(&mut self, keepalive: Keepalive) {
         self.keepalive = Some(keepalive);
     }
@@ -206,8 +208,9 @@ impl RunEvents {
             ts_event: ts_event.clone(),
             tu_event: tu_event.clone(),
             ttl: self.ttl.map(|ttl| {
-                now.timestamp()
-                    .saturating_add(i64::try_from((ttl + hold_span).as_secs()).unwrap_or(i64::MAX))
+                now.timestamp().saturating_add(
+                    i64::try_from(ttl.saturating_add(hold_span).as_secs()).unwrap_or(i64::MAX),
+                )
             }),
             worker: non_empty(&self.identity.worker),
             worker_id: self.identity.instance_id.clone(),

@@ -271,6 +271,38 @@ async fn chaos_runs(t: &TestRealm, record: &Path, pause: &str) -> Vec<(String, S
     args.iter().map(|j| j.to_string()).zip(run_ids).collect()
 }
 
+/// The scene of a chaos test: a realm whose queue has a 10 s visibility,
+/// the 100 runs of [`chaos_runs`] waiting on it, their payloads' record,
+/// and the proxy at a 60 % fault rate.
+struct Chaos {
+    t: TestRealm,
+    _scratch: tempfile::TempDir,
+    record: std::path::PathBuf,
+    runs: Vec<(String, String)>,
+    seed: u64,
+    proxy: FaultProxy,
+}
+
+impl Chaos {
+    /// Sets it up with payloads that sleep `pause` seconds.
+    async fn start(pause: &str) -> Self {
+        let t = TestRealm::with_setup(&["core"], |s| s.visibility_secs = 10).await;
+        let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let record = scratch.path().join("ran");
+        let runs = chaos_runs(&t, &record, pause).await;
+        let seed = seed();
+        let proxy = proxy(chaos(seed)).await;
+        Self {
+            t,
+            _scratch: scratch,
+            record,
+            runs,
+            seed,
+            proxy,
+        }
+    }
+}
+
 /// Each run's payload executions, as the pids of the workers that ran them.
 fn executions(record: &Path) -> HashMap<String, Vec<i32>> {
     let text = std::fs::read_to_string(record).unwrap_or_default();
@@ -387,12 +419,14 @@ fn assert_completed_once(run_id: &str, log: &[Value], seed: u64) {
 /// has exactly one final entry, and none is rejected.
 #[tokio::test]
 async fn aws_chaos_every_payload_runs_exactly_once() {
-    let t = TestRealm::with_setup(&["core"], |s| s.visibility_secs = 10).await;
-    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let record = scratch.path().join("ran");
-    let runs = chaos_runs(&t, &record, "0").await;
-    let seed = seed();
-    let proxy = proxy(chaos(seed)).await;
+    let Chaos {
+        t,
+        _scratch,
+        record,
+        runs,
+        seed,
+        proxy,
+    } = Chaos::start("0").await;
     let mut worker = chaos_worker(&t, &proxy);
     let logs = await_final(&t, &runs, seed, &[&worker]).await;
     let ran = executions(&record);
@@ -425,12 +459,14 @@ async fn aws_chaos_every_payload_runs_exactly_once() {
 /// exactly once; every run ends with exactly one final entry.
 #[tokio::test]
 async fn aws_chaos_with_a_worker_killed_midway() {
-    let t = TestRealm::with_setup(&["core"], |s| s.visibility_secs = 10).await;
-    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let record = scratch.path().join("ran");
-    let runs = chaos_runs(&t, &record, "1").await;
-    let seed = seed();
-    let proxy = proxy(chaos(seed)).await;
+    let Chaos {
+        t,
+        _scratch,
+        record,
+        runs,
+        seed,
+        proxy,
+    } = Chaos::start("1").await;
     let mut doomed = chaos_worker(&t, &proxy);
     let mut survivor = chaos_worker(&t, &proxy);
     // Killed once a fifth of the runs have started, while it runs a payload.
@@ -438,12 +474,10 @@ async fn aws_chaos_with_a_worker_killed_midway() {
         "the first worker to run a payload after 20 runs",
         Duration::from_secs(300),
         || {
-            let started = executions(&record).values().map(Vec::len).sum::<usize>();
+            let ran = executions(&record);
+            let started = ran.values().map(Vec::len).sum::<usize>();
             let busy = started >= 20
-                && executions(&record)
-                    .values()
-                    .flatten()
-                    .any(|p| *p == doomed.pid)
+                && ran.values().flatten().any(|p| *p == doomed.pid)
                 && !lava_tests::procs::children(doomed.pid).is_empty();
             async move { busy.then_some(()) }
         },

@@ -252,10 +252,7 @@ impl Persist<'_> {
                 return Err(End::Release);
             }
             tracing::warn!("cannot {what}: {error}; trying again in {delay:?}");
-            let secs = u32::try_from(lease::span(self.w).as_secs())
-                .unwrap_or(u32::MAX)
-                .max(self.w.queue_visibility)
-                .max(30);
+            let secs = lease::invisible_secs(self.w);
             if let Err(e) = self
                 .w
                 .queues

@@ -156,9 +156,8 @@ pub(super) fn spawn_keepalive(
             if stop.is_cancelled() {
                 return;
             }
-            let wanted = span(&w).as_secs().max(u64::from(w.queue_visibility));
             let left = limit.saturating_sub(started.elapsed()).as_secs();
-            let secs = u32::try_from(wanted.min(left)).unwrap_or(u32::MAX);
+            let secs = invisible_secs(&w).min(u32::try_from(left).unwrap_or(u32::MAX));
             if secs == 0 {
                 // Past SQS's 12 h: the message comes back and is left alone
                 // while the lease holds (0 would make it visible at once).
@@ -231,4 +230,12 @@ pub(super) fn span(w: &Worker) -> Duration {
     } else {
         Duration::from_secs((3.0 * period.as_secs_f64()).ceil() as u64)
     }
+}
+
+/// Seconds a message being dealt with is kept invisible: the lease's span,
+/// or the queue's visibility timeout when that is longer.
+pub(super) fn invisible_secs(w: &Worker) -> u32 {
+    u32::try_from(span(w).as_secs())
+        .unwrap_or(u32::MAX)
+        .max(w.queue_visibility)
 }

@@ -47,6 +47,28 @@ impl AwsTables {
         map
     }
 
+    /// An update of a run's events item with the lease bound: `#lease`,
+    /// `#owner`, `:lease` (the new lease) and `:owner` (its owner).
+    fn lease_update(
+        &self,
+        name: &str,
+        job_id: &str,
+        run_id: &str,
+        lease: &Lease,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(name)
+            .set_key(Some(Self::key(
+                Table::Events,
+                &Key::with_sort(job_id, run_id),
+            )))
+            .expression_attribute_names("#lease", "lease")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":lease", lease_value(lease))
+            .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()))
+    }
+
     fn missing_table(name: String) -> impl FnOnce(&str) -> Option<StoreError> {
         move |code| (code == "ResourceNotFoundException").then_some(StoreError::TableNotFound(name))
     }
@@ -330,25 +352,15 @@ impl Tables for AwsTables {
     ) -> Result<Option<Item>, StoreError> {
         let name = Table::Events.name(realm);
         let result = self
-            .client
-            .update_item()
-            .table_name(&name)
-            .set_key(Some(Self::key(
-                Table::Events,
-                &Key::with_sort(job_id, run_id),
-            )))
+            .lease_update(&name, job_id, run_id, lease)
             .update_expression("SET #lease = :lease")
             .condition_expression(
                 "attribute_not_exists(#final) AND (attribute_not_exists(#lease) \
                  OR #lease.#expires < :now OR #lease.#owner = :owner)",
             )
             .expression_attribute_names("#final", FINAL_STATUS)
-            .expression_attribute_names("#lease", "lease")
             .expression_attribute_names("#expires", "expires")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":lease", lease_value(lease))
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
@@ -371,18 +383,8 @@ impl Tables for AwsTables {
     ) -> Result<bool, StoreError> {
         let name = Table::Events.name(realm);
         let mut request = self
-            .client
-            .update_item()
-            .table_name(&name)
-            .set_key(Some(Self::key(
-                Table::Events,
-                &Key::with_sort(job_id, run_id),
-            )))
-            .condition_expression("#lease.#owner = :owner")
-            .expression_attribute_names("#lease", "lease")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":lease", lease_value(lease))
-            .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()));
+            .lease_update(&name, job_id, run_id, lease)
+            .condition_expression("#lease.#owner = :owner");
         request = match ttl {
             Some(ttl) => request
                 .update_expression("SET #lease = :lease, #ttl = :ttl")

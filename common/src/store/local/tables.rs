@@ -283,6 +283,39 @@ fn event_keys(job_id: &str, run_id: &str) -> Item {
     ])
 }
 
+impl LocalTables {
+    /// Reads a run's events item (absent when missing or expired) and, in
+    /// the same transaction, writes what `change` makes of it; `change`
+    /// returns `None` to leave it as it is. Returns the item written.
+    async fn change_event_item<F>(
+        &self,
+        realm: &str,
+        job_id: &str,
+        run_id: &str,
+        change: F,
+    ) -> Result<Option<Item>, StoreError>
+    where
+        F: Fn(Option<Item>) -> Result<Option<Item>, DbError> + Send + Sync + 'static,
+    {
+        let name = Table::Events.name(realm);
+        let (job_id, run_id) = (job_id.to_string(), run_id.to_string());
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                require_table(&tx, &name)?;
+                let existing = read_live(&tx, &name, &job_id, &run_id, now_secs())?;
+                let Some(item) = change(existing)? else {
+                    return Ok(None);
+                };
+                let row = to_row(Table::Events, &name, &item)?;
+                write_row(&tx, &name, &row)?;
+                tx.commit()?;
+                Ok(Some(item))
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl Tables for LocalTables {
     async fn get(
@@ -391,70 +424,65 @@ impl Tables for LocalTables {
             }
         }
         let write = write.clone();
-        self.db
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                require_table(&tx, &name)?;
-                let existing = read_live(&tx, &name, &write.job_id, &write.run_id, now_secs())?;
-                let held = match existing.as_ref().and_then(|i| i.get("log")) {
-                    None => None,
-                    Some(Value::Array(log)) => Some(log.len()),
-                    Some(_) => {
-                        return Err(StoreError::BadRequest(format!(
-                            "{name}: the log of {}/{} is not a list",
-                            write.job_id, write.run_id
-                        ))
-                        .into());
-                    }
-                };
-                // Index 0: no log yet; else exactly `index` entries, so a retried
-                // append cannot add the same entry twice.
-                let holds = match held {
-                    None => write.index == 0,
-                    Some(n) => write.index > 0 && n == write.index,
-                };
-                if !holds {
-                    return Err(StoreError::ConditionFailed(format!(
-                        "the log of {}/{} holds {} entries, not {}",
-                        write.job_id,
-                        write.run_id,
-                        held.map_or_else(|| "no".to_string(), |n| n.to_string()),
-                        write.index
-                    ))
-                    .into());
-                }
-                if let Some(holder) = &write.holder
-                    && lease_owner(existing.as_ref()) != Some(holder.as_str())
-                {
-                    return Err(StoreError::ConditionFailed(format!(
-                        "the lease of {}/{} is not held by {holder}",
+        let (job_id, run_id) = (write.job_id.clone(), write.run_id.clone());
+        self.change_event_item(realm, &job_id, &run_id, move |existing| {
+            let held = match existing.as_ref().and_then(|i| i.get("log")) {
+                None => None,
+                Some(Value::Array(log)) => Some(log.len()),
+                Some(_) => {
+                    return Err(StoreError::BadRequest(format!(
+                        "{name}: the log of {}/{} is not a list",
                         write.job_id, write.run_id
                     ))
                     .into());
                 }
-                let mut item = existing.unwrap_or_else(|| event_keys(&write.job_id, &write.run_id));
-                for (k, v) in &write.set {
-                    item.insert(k.clone(), v.clone());
-                }
-                let mut log = match item.remove("log") {
-                    Some(Value::Array(log)) => log,
-                    _ => Vec::new(),
-                };
-                log.push(Value::Object(write.entry.clone()));
-                item.insert("log".into(), Value::Array(log));
-                if write.release_lease {
-                    item.remove("lease");
-                }
-                if write.finishes {
-                    let status = write.entry.get("status").cloned().unwrap_or(Value::Null);
-                    item.insert(FINAL_STATUS.into(), status);
-                }
-                let row = to_row(Table::Events, &name, &item)?;
-                write_row(&tx, &name, &row)?;
-                tx.commit()?;
-                Ok(())
-            })
-            .await
+            };
+            // Index 0: no log yet; else exactly `index` entries, so a retried
+            // append cannot add the same entry twice.
+            let holds = match held {
+                None => write.index == 0,
+                Some(n) => write.index > 0 && n == write.index,
+            };
+            if !holds {
+                return Err(StoreError::ConditionFailed(format!(
+                    "the log of {}/{} holds {} entries, not {}",
+                    write.job_id,
+                    write.run_id,
+                    held.map_or_else(|| "no".to_string(), |n| n.to_string()),
+                    write.index
+                ))
+                .into());
+            }
+            if let Some(holder) = &write.holder
+                && lease_owner(existing.as_ref()) != Some(holder.as_str())
+            {
+                return Err(StoreError::ConditionFailed(format!(
+                    "the lease of {}/{} is not held by {holder}",
+                    write.job_id, write.run_id
+                ))
+                .into());
+            }
+            let mut item = existing.unwrap_or_else(|| event_keys(&write.job_id, &write.run_id));
+            for (k, v) in &write.set {
+                item.insert(k.clone(), v.clone());
+            }
+            let mut log = match item.remove("log") {
+                Some(Value::Array(log)) => log,
+                _ => Vec::new(),
+            };
+            log.push(Value::Object(write.entry.clone()));
+            item.insert("log".into(), Value::Array(log));
+            if write.release_lease {
+                item.remove("lease");
+            }
+            if write.finishes {
+                let status = write.entry.get("status").cloned().unwrap_or(Value::Null);
+                item.insert(FINAL_STATUS.into(), status);
+            }
+            Ok(Some(item))
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn acquire_lease(
@@ -465,38 +493,29 @@ impl Tables for LocalTables {
         lease: &Lease,
         now: i64,
     ) -> Result<Option<Item>, StoreError> {
-        let name = Table::Events.name(realm);
-        let (job_id, run_id, lease) = (job_id.to_string(), run_id.to_string(), lease.clone());
-        self.db
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                require_table(&tx, &name)?;
-                let existing = read_live(&tx, &name, &job_id, &run_id, now_secs())?;
-                let finished = existing
-                    .as_ref()
-                    .is_some_and(|i| i.contains_key(FINAL_STATUS));
-                // Absent, expired by `now`, or already ours.
-                let free = match existing.as_ref().and_then(|i| i.get("lease")) {
-                    None => true,
-                    Some(held) => {
-                        held.get("expires")
-                            .and_then(Value::as_f64)
-                            .is_some_and(|e| e < now as f64)
-                            || held.get("owner").and_then(Value::as_str)
-                                == Some(lease.owner.as_str())
-                    }
-                };
-                if finished || !free {
-                    return Ok(None);
+        let (keys, lease) = (event_keys(job_id, run_id), lease.clone());
+        self.change_event_item(realm, job_id, run_id, move |existing| {
+            let finished = existing
+                .as_ref()
+                .is_some_and(|i| i.contains_key(FINAL_STATUS));
+            // Absent, expired by `now`, or already ours.
+            let free = match existing.as_ref().and_then(|i| i.get("lease")) {
+                None => true,
+                Some(held) => {
+                    held.get("expires")
+                        .and_then(Value::as_f64)
+                        .is_some_and(|e| e < now as f64)
+                        || held.get("owner").and_then(Value::as_str) == Some(lease.owner.as_str())
                 }
-                let mut item = existing.unwrap_or_else(|| event_keys(&job_id, &run_id));
-                item.insert("lease".into(), lease_json(&lease));
-                let row = to_row(Table::Events, &name, &item)?;
-                write_row(&tx, &name, &row)?;
-                tx.commit()?;
-                Ok(Some(item))
-            })
-            .await
+            };
+            if finished || !free {
+                return Ok(None);
+            }
+            let mut item = existing.unwrap_or_else(|| keys.clone());
+            item.insert("lease".into(), lease_json(&lease));
+            Ok(Some(item))
+        })
+        .await
     }
 
     async fn renew_lease(
@@ -507,28 +526,22 @@ impl Tables for LocalTables {
         lease: &Lease,
         ttl: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let name = Table::Events.name(realm);
-        let (job_id, run_id, lease) = (job_id.to_string(), run_id.to_string(), lease.clone());
-        self.db
-            .run(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                require_table(&tx, &name)?;
-                let existing = read_live(&tx, &name, &job_id, &run_id, now_secs())?;
+        let lease = lease.clone();
+        let renewed = self
+            .change_event_item(realm, job_id, run_id, move |existing| {
                 let Some(mut item) =
                     existing.filter(|i| lease_owner(Some(i)) == Some(lease.owner.as_str()))
                 else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 item.insert("lease".into(), lease_json(&lease));
                 if let Some(ttl) = ttl {
                     item.insert("ttl".into(), Value::Number(Number::from(ttl)));
                 }
-                let row = to_row(Table::Events, &name, &item)?;
-                write_row(&tx, &name, &row)?;
-                tx.commit()?;
-                Ok(true)
+                Ok(Some(item))
             })
-            .await
+            .await?;
+        Ok(renewed.is_some())
     }
 
     async fn create_realm_tables(&self, realm: &str) -> Result<(), StoreError> {
