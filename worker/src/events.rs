@@ -193,6 +193,24 @@ impl RunEvents {
         info: Value,
         mark: Mark,
     ) -> Result<DateTime<FixedOffset>, WriteError> {
+        let (mut write, now) = self.prepare(status, info, mark)?;
+        let result = self.append(&mut write).await;
+        if result.is_ok() && mark != Mark::Entry {
+            // The lease is gone: later entries (`action_failed`) are not fenced.
+            self.stop_keepalive().await;
+            self.hold = None;
+        }
+        result.map(|()| now)
+    }
+
+    /// The write of one event, at the time it returns, for [`RunEvents::write`]
+    /// or for the lease taking that appends the run's `starting`.
+    pub fn prepare(
+        &self,
+        status: Status,
+        info: Value,
+        mark: Mark,
+    ) -> Result<(EventWrite, DateTime<FixedOffset>), WriteError> {
         let now = timestamp::now_local();
         let ts_event = timestamp::isoformat(&now);
         let tu_event = timestamp::naive_utc(&now);
@@ -229,7 +247,7 @@ impl RunEvents {
         ) else {
             return Err(StoreError::BadRequest("event does not serialise".into()).into());
         };
-        let mut write = EventWrite {
+        let write = EventWrite {
             job_id: self.job_id.clone(),
             run_id: self.run_id.clone(),
             set,
@@ -239,13 +257,14 @@ impl RunEvents {
             release_lease: mark != Mark::Entry && self.hold.is_some(),
             finishes: mark == Mark::Final,
         };
-        let result = self.append(&mut write).await;
-        if result.is_ok() && mark != Mark::Entry {
-            // The lease is gone: later entries (`action_failed`) are not fenced.
-            self.stop_keepalive().await;
-            self.hold = None;
-        }
-        result.map(|()| now)
+        Ok((write, now))
+    }
+
+    /// Takes the run's log as the lease taking found (or wrote) it: the
+    /// next entry goes after it.
+    pub fn adopt(&mut self, log: &[Value]) {
+        self.next_index = log.len();
+        self.log_bytes = log.iter().map(json_size).sum();
     }
 
     async fn append(&mut self, write: &mut EventWrite) -> Result<(), WriteError> {

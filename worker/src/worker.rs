@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use lava_common::store::{Queue, QueueRef};
 use tokio_util::sync::CancellationToken;
@@ -56,6 +57,9 @@ pub struct Worker {
 pub struct Receipt {
     message_id: String,
     current: Mutex<String>,
+    /// Until when the message is surely invisible: its receive (or last
+    /// visibility change) plus the timeout it was given.
+    invisible_until: Mutex<Instant>,
 }
 
 impl Receipt {
@@ -65,6 +69,24 @@ impl Receipt {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Records a visibility timeout of `secs` given at `from` (a receive,
+    /// or a visibility change sent at that instant).
+    pub fn invisible_from(&self, from: Instant, secs: u32) {
+        *self
+            .invisible_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            from + Duration::from_secs(u64::from(secs));
+    }
+
+    /// How long the message surely stays invisible from now.
+    pub fn invisible_for(&self) -> Duration {
+        self.invisible_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .saturating_duration_since(Instant::now())
     }
 }
 
@@ -113,13 +135,18 @@ impl ActiveRuns {
                     .current
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = receipt.to_string();
+                running.invisible_from(Instant::now(), w.queue_visibility);
                 return Entered::SameMessage;
             }
             return Entered::OtherCopy;
         }
+        // Received a moment ago, invisible for the queue's timeout since.
         let entry = Arc::new(Receipt {
             message_id: message_id.to_string(),
             current: Mutex::new(receipt.to_string()),
+            invisible_until: Mutex::new(
+                Instant::now() + Duration::from_secs(u64::from(w.queue_visibility)),
+            ),
         });
         runs.insert(run_id.to_string(), Arc::clone(&entry));
         Entered::New(ActiveGuard {

@@ -37,6 +37,9 @@ impl Status {
             Status::Complete | Status::Failed | Status::Rejected | Status::Skipped
         )
     }
+
+    /// The names of the final statuses, as stored.
+    pub const FINAL_NAMES: [&'static str; 4] = ["complete", "failed", "rejected", "skipped"];
 }
 
 /// One entry of an events item's `log`.
@@ -136,6 +139,11 @@ mod tests {
         let rec: EventRecord = serde_json::from_value(item.clone()).expect("parses");
         assert_eq!(rec.log[1].status, Status::ActionFailed);
         assert!(!Status::ActionFailed.is_final() && Status::Rejected.is_final());
+        for name in Status::FINAL_NAMES {
+            let status: Status = serde_json::from_value(Value::String(name.into()))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(status.is_final(), "{name}");
+        }
         assert_eq!(serde_json::to_value(&rec).ok(), Some(item));
     }
 }

@@ -225,6 +225,15 @@ pub trait Tables: Send + Sync {
     /// `lease.owner` already holds it. Returns the events item as written,
     /// or `None` when the condition did not hold (the caller reads the item
     /// to learn why).
+    ///
+    /// `first`, when given, is appended to the log in the same write (the
+    /// run's `starting`; only its `set` and `entry` are used), which saves
+    /// a request per run. The lease is then taken only when absent or
+    /// expired, never again by its holder, and not when the item's `status`
+    /// is a final one (a run finished by a worker that sets no
+    /// [`FINAL_STATUS`]): a write retried after a lost reply cannot append
+    /// the entry twice, and the caller that finds the lease its own after a
+    /// refusal knows its entry landed.
     async fn acquire_lease(
         &self,
         realm: &str,
@@ -232,6 +241,7 @@ pub trait Tables: Send + Sync {
         run_id: &str,
         lease: &Lease,
         now: i64,
+        first: Option<&EventWrite>,
     ) -> Result<Option<Item>, StoreError>;
     /// Renews a lease `lease.owner` holds, and sets the item's `ttl` when
     /// given; `false` when it no longer holds it (released, or taken over).

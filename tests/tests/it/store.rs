@@ -103,7 +103,7 @@ async fn check_events_and_leases(b: &Backend, realm: &str) {
         expires,
     };
     let taken = t
-        .acquire_lease(realm, "job/a", "run-1", &lease("w1", 1000), 500)
+        .acquire_lease(realm, "job/a", "run-1", &lease("w1", 1000), 500, None)
         .await
         .unwrap_or_else(|e| panic!("acquire: {e}"))
         .unwrap_or_else(|| panic!("a new run's lease is free"));
@@ -112,14 +112,14 @@ async fn check_events_and_leases(b: &Backend, realm: &str) {
         Some(&json!({"owner": "w1", "expires": 1000}))
     );
     assert_eq!(
-        t.acquire_lease(realm, "job/a", "run-1", &lease("w2", 1100), 600)
+        t.acquire_lease(realm, "job/a", "run-1", &lease("w2", 1100), 600, None)
             .await,
         Ok(None),
         "held by w1"
     );
     assert!(
         matches!(
-            t.acquire_lease(realm, "job/a", "run-1", &lease("w1", 1200), 600)
+            t.acquire_lease(realm, "job/a", "run-1", &lease("w1", 1200), 600, None)
                 .await,
             Ok(Some(_))
         ),
@@ -133,7 +133,7 @@ async fn check_events_and_leases(b: &Backend, realm: &str) {
     );
     assert!(
         matches!(
-            t.acquire_lease(realm, "job/a", "run-1", &lease("w2", 2000), 1300)
+            t.acquire_lease(realm, "job/a", "run-1", &lease("w2", 2000), 1300, None)
                 .await,
             Ok(Some(_))
         ),
@@ -187,7 +187,7 @@ async fn check_events_and_leases(b: &Backend, realm: &str) {
     // After the final entry: no lease for anybody, even an expired one's
     // successor, and an unfenced entry (`action_failed`) still appends.
     assert_eq!(
-        t.acquire_lease(realm, "job/a", "run-1", &lease("w3", 5000), 4000)
+        t.acquire_lease(realm, "job/a", "run-1", &lease("w3", 5000), 4000, None)
             .await,
         Ok(None),
         "a finished run takes no lease"
@@ -242,6 +242,110 @@ async fn check_events_and_leases(b: &Backend, realm: &str) {
         ]
     );
     assert_eq!(log[1]["info"], json!("Iteration 1"));
+}
+
+/// A lease taken together with the run's first entry: appended once, never
+/// by a retry of the same owner, and not on a run whose `status` is final.
+async fn check_lease_with_first_entry(b: &Backend, realm: &str) {
+    let t = &b.tables;
+    let lease = |owner: &str, expires: i64| Lease {
+        owner: owner.into(),
+        expires,
+    };
+    let on = |run_id: &str, status: &str| EventWrite {
+        run_id: run_id.into(),
+        ..event(0, status, None, false)
+    };
+    let taken = t
+        .acquire_lease(
+            realm,
+            "job/a",
+            "run-2",
+            &lease("w1", 1000),
+            500,
+            Some(&on("run-2", "starting")),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("acquire: {e}"))
+        .unwrap_or_else(|| panic!("a new run's lease is free"));
+    assert_eq!(taken.get("status"), Some(&json!("starting")));
+    assert_eq!(taken.get("worker"), Some(&json!("core")));
+    assert_eq!(
+        taken.get("lease"),
+        Some(&json!({"owner": "w1", "expires": 1000}))
+    );
+    let statuses = |item: &Item| -> Vec<Value> {
+        item.get("log")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().map(|e| e["status"].clone()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(statuses(&taken), vec![json!("starting")]);
+    assert_eq!(
+        t.acquire_lease(
+            realm,
+            "job/a",
+            "run-2",
+            &lease("w1", 1100),
+            600,
+            Some(&on("run-2", "starting"))
+        )
+        .await,
+        Ok(None),
+        "a retry by the holder does not append again"
+    );
+    // Expired: another worker starts the run again, after the first entries.
+    let again = t
+        .acquire_lease(
+            realm,
+            "job/a",
+            "run-2",
+            &lease("w2", 2000),
+            1500,
+            Some(&on("run-2", "starting")),
+        )
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("an expired lease is taken"));
+    assert_eq!(statuses(&again), vec![json!("starting"), json!("starting")]);
+
+    // A run another kind of worker finished (a final `status`, no
+    // `final_status`): no entry is added; a plain taking still works, so
+    // the caller can read the log and see it finished.
+    let mut finished = item(
+        json!({"job_id": "job/a", "run_id": "run-3", "status": "complete",
+        "log": [{"ts_event": "2024-05-01T10:00:00+10:00", "tu_event": "2024-05-01T00:00:00",
+                 "status": "complete", "info": null}]}),
+    );
+    t.put(realm, Table::Events, &finished)
+        .await
+        .unwrap_or_else(|e| panic!("put: {e}"));
+    assert_eq!(
+        t.acquire_lease(
+            realm,
+            "job/a",
+            "run-3",
+            &lease("w1", 1000),
+            500,
+            Some(&on("run-3", "starting"))
+        )
+        .await,
+        Ok(None),
+        "a finished status refuses the first entry"
+    );
+    finished.insert("status".into(), json!("action_failed"));
+    t.put(realm, Table::Events, &finished)
+        .await
+        .unwrap_or_else(|e| panic!("put: {e}"));
+    assert!(
+        matches!(
+            t.acquire_lease(realm, "job/a", "run-3", &lease("w1", 1000), 500, None)
+                .await,
+            Ok(Some(_))
+        ),
+        "a plain taking is not refused by the status"
+    );
 }
 
 /// Send with delay, receive counts, visibility, delete.
@@ -462,6 +566,7 @@ async fn aws_events_and_leases() {
     let b = backend().await;
     let realm = fresh_realm(&b).await;
     check_events_and_leases(&b, &realm).await;
+    check_lease_with_first_entry(&b, &realm).await;
 }
 
 #[tokio::test]
@@ -522,6 +627,7 @@ async fn local_events_and_leases() {
     let (_dir, b) = local_backend().await;
     let realm = fresh_realm(&b).await;
     check_events_and_leases(&b, &realm).await;
+    check_lease_with_first_entry(&b, &realm).await;
 }
 
 #[tokio::test]

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, FixedOffset};
 use lava_common::dispatch::{DispatchMessage, Failure as LookupFailure};
+use lava_common::spec::{Enabled, JobSpec, Status};
 use lava_common::store::{Received, StoreError};
 use lava_common::{timestamp, units};
 use serde_json::{Map, Value};
@@ -16,7 +18,7 @@ use serde_json::{Map, Value};
 use super::augmented::Run;
 use super::record::{INTERRUPTED, reject};
 use super::{End, lease};
-use crate::events::{Overflow, RunEvents};
+use crate::events::{Mark, Overflow, RunEvents};
 use crate::process::Interrupt;
 use crate::worker::{ActiveGuard, ActiveRuns, Entered, Receipt, Worker};
 
@@ -28,6 +30,8 @@ pub(super) struct Admitted {
     pub(super) events: RunEvents,
     /// The run's own interrupt: the worker's, and the loss of its lease.
     pub(super) cancel: Interrupt,
+    /// When its `starting` entry was written with its lease, its time.
+    pub(super) started: Option<DateTime<FixedOffset>>,
 }
 
 /// Admits a message, or says what becomes of it. `active` receives the
@@ -76,20 +80,6 @@ pub(super) async fn admit(
             }
         })
         .await?;
-    let log = match persist
-        .call("take the run's lease", || lease::take(w, &job_id, &run_id))
-        .await?
-    {
-        lease::Taken::Run(log) => log,
-        lease::Taken::Finished => {
-            tracing::info!("Job {job_id} ({run_id}): already finished - duplicate deleted");
-            return Err(End::Delete);
-        }
-        lease::Taken::Held => {
-            tracing::info!("Job {job_id} ({run_id}): running on another worker - left alone");
-            return Err(End::Keep);
-        }
-    };
 
     let realm_name = &w.services.realm_name;
     let parsed = DispatchMessage::parse(&msg.body);
@@ -108,7 +98,7 @@ pub(super) async fn admit(
         &ts_dispatch,
         Arc::clone(&w.identity),
         w.services.settings.event_ttl,
-        &log,
+        &[],
         Overflow {
             objects: Arc::clone(&w.services.objects),
             s3tmp: s3tmp.clone(),
@@ -116,6 +106,42 @@ pub(super) async fn admit(
         },
         Some(Arc::clone(&hold)),
     );
+    let prefix = format!("Job {job_id} ({run_id})");
+    let checked = check(w, &job_id, &run_id, parsed, lookup);
+
+    // A run that passes every check that needs no log starts in the write
+    // that takes its lease (one request less per run); a run that will be
+    // rejected or skipped takes the lease alone, as its entry follows.
+    let starting = match &checked {
+        Ok(c) if c.job.enabled() != Enabled::Static(false) => {
+            match events.prepare(Status::Starting, Value::Null, Mark::Entry) {
+                Ok(prepared) => Some(prepared),
+                Err(e) => {
+                    tracing::error!("{prefix}: cannot prepare the start: {e}");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let first = starting.as_ref().map(|(write, _)| write);
+    let log = match persist
+        .call("take the run's lease", || {
+            lease::take(w, &job_id, &run_id, &hold, first)
+        })
+        .await?
+    {
+        lease::Taken::Run(log) => log,
+        lease::Taken::Finished => {
+            tracing::info!("Job {job_id} ({run_id}): already finished - duplicate deleted");
+            return Err(End::Delete);
+        }
+        lease::Taken::Held => {
+            tracing::info!("Job {job_id} ({run_id}): running on another worker - left alone");
+            return Err(End::Keep);
+        }
+    };
+    events.adopt(&log);
     let run_cancel = cancel.child();
     if let Some(keepalive) = lease::spawn_keepalive(
         Arc::clone(w),
@@ -127,22 +153,6 @@ pub(super) async fn admit(
     ) {
         events.set_keepalive(keepalive);
     }
-    let prefix = format!("Job {job_id} ({run_id})");
-    let message = match parsed {
-        Ok(m) => m,
-        Err(e) => {
-            let text = format!("Bad dispatch for job {job_id} ({run_id}): {e}");
-            return Err(reject(&mut events, &text).await);
-        }
-    };
-    let worker_name = &w.services.worker_name;
-    if &message.worker != worker_name {
-        let text = format!(
-            "Bad dispatch for job {job_id} ({run_id}): Worker mismatch: Expected {worker_name} but got {}",
-            message.worker
-        );
-        return Err(reject(&mut events, &text).await);
-    }
     // The retry budget counts the run's unfinished attempts, not deliveries.
     let unfinished = unfinished_attempts(&log);
     if w.options.retries >= 0 && unfinished > w.options.retries {
@@ -152,39 +162,27 @@ pub(super) async fn admit(
         );
         return Err(reject(&mut events, &text).await);
     }
-    let job = match lookup {
-        Ok(job) => job,
-        Err(e) => return Err(reject(&mut events, &format!("{prefix}: {e}")).await),
+    let Checked {
+        job,
+        parameters,
+        globals,
+    } = match checked {
+        Ok(c) => c,
+        Err(text) => return Err(reject(&mut events, &text).await),
     };
-    for warning in &job.warnings {
-        tracing::warn!("{prefix}: {warning}");
-    }
-    if job.worker() != worker_name {
-        let text = format!(
-            "{prefix}: Worker mismatch: Expected {worker_name} but got {}",
-            job.worker()
-        );
-        return Err(reject(&mut events, &text).await);
-    }
     let max_tries = job.field("max_tries").and_then(Value::as_i64).unwrap_or(0);
     if max_tries > 0 && unfinished >= max_tries {
         return Err(reject(&mut events, &format!("{prefix}: max_tries exceeded")).await);
     }
-    let mut parameters = job.parameters().clone();
-    parameters.extend(message.parameters.clone().unwrap_or_default());
-    let mut globals = job.globals().clone();
-    globals.extend(message.globals.clone().unwrap_or_default());
-    if let Err(text) = check_lava_times(&globals) {
-        return Err(reject(&mut events, &format!("{prefix}: {text}")).await);
-    }
 
+    let started = starting.map(|(_, at)| at);
     let run = Run {
         s3tmp,
         job_dir: w.work_dir.join(&run_id),
         job,
         run_id,
         ts_dispatch,
-        ts_start: ts_dispatch,
+        ts_start: started.unwrap_or(ts_dispatch),
         parameters,
         globals,
         state: Map::new(),
@@ -193,6 +191,54 @@ pub(super) async fn admit(
         run,
         events,
         cancel: run_cancel,
+        started,
+    })
+}
+
+/// A run's job with the dispatch's parameters and globals merged over its own.
+struct Checked {
+    job: JobSpec,
+    parameters: Map<String, Value>,
+    globals: Map<String, Value>,
+}
+
+/// The checks of a message and its job that need no events log, in the
+/// original's order; `Err` is the rejection's text.
+fn check(
+    w: &Worker,
+    job_id: &str,
+    run_id: &str,
+    parsed: Result<DispatchMessage, impl std::fmt::Display>,
+    lookup: Result<JobSpec, LookupFailure>,
+) -> Result<Checked, String> {
+    let prefix = format!("Job {job_id} ({run_id})");
+    let message = parsed.map_err(|e| format!("Bad dispatch for job {job_id} ({run_id}): {e}"))?;
+    let worker_name = &w.services.worker_name;
+    if &message.worker != worker_name {
+        return Err(format!(
+            "Bad dispatch for job {job_id} ({run_id}): Worker mismatch: Expected {worker_name} but got {}",
+            message.worker
+        ));
+    }
+    let job = lookup.map_err(|e| format!("{prefix}: {e}"))?;
+    for warning in &job.warnings {
+        tracing::warn!("{prefix}: {warning}");
+    }
+    if job.worker() != worker_name {
+        return Err(format!(
+            "{prefix}: Worker mismatch: Expected {worker_name} but got {}",
+            job.worker()
+        ));
+    }
+    let mut parameters = job.parameters().clone();
+    parameters.extend(message.parameters.clone().unwrap_or_default());
+    let mut globals = job.globals().clone();
+    globals.extend(message.globals.clone().unwrap_or_default());
+    check_lava_times(&globals).map_err(|text| format!("{prefix}: {text}"))?;
+    Ok(Checked {
+        job,
+        parameters,
+        globals,
     })
 }
 
@@ -253,13 +299,15 @@ impl Persist<'_> {
             }
             tracing::warn!("cannot {what}: {error}; trying again in {delay:?}");
             let secs = lease::invisible_secs(self.w);
-            if let Err(e) = self
+            let sent = std::time::Instant::now();
+            match self
                 .w
                 .queues
                 .change_visibility(&self.w.queue, &self.receipt.current(), secs)
                 .await
             {
-                tracing::warn!("cannot extend the message's visibility: {e}");
+                Ok(()) => self.receipt.invisible_from(sent, secs),
+                Err(e) => tracing::warn!("cannot extend the message's visibility: {e}"),
             }
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lava_common::spec::{Item, LogEntry};
-use lava_common::store::{FINAL_STATUS, Key, Lease, StoreError, Table};
+use lava_common::store::{EventWrite, FINAL_STATUS, Key, Lease, StoreError, Table};
 use serde_json::Value;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -33,34 +33,36 @@ pub(super) enum Taken {
     Held,
 }
 
-/// Takes the run's lease (one conditional write that also returns the
-/// item); when that is refused, reads the item to tell why.
-pub(super) async fn take(w: &Worker, job_id: &str, run_id: &str) -> Result<Taken, StoreError> {
+/// Takes the run's lease for `hold`'s owner (one conditional write that
+/// also returns the item, and appends `first`, the run's `starting`, when
+/// given); when that is refused, reads the item to tell why.
+pub(super) async fn take(
+    w: &Worker,
+    job_id: &str,
+    run_id: &str,
+    hold: &LeaseHold,
+    first: Option<&EventWrite>,
+) -> Result<Taken, StoreError> {
     let tables = &w.services.tables;
     let realm = &w.services.realm_name;
     // Twice more when the lease ended between the write and the read.
     for _ in 0..3 {
         let now = Utc::now().timestamp();
-        let lease = lease_from(w, now);
+        let lease = lease_from(&hold.owner, hold.span, now);
         // Expiries are whole seconds: a lease is over from its expiry second
         // on (the store takes it when `expires < now`). Without this a copy
         // coming back exactly when its dead holder's lease ends would find
         // it held and be left alone for another queue timeout.
         if let Some(item) = tables
-            .acquire_lease(realm, job_id, run_id, &lease, now + 1)
+            .acquire_lease(realm, job_id, run_id, &lease, now + 1, first)
             .await?
         {
-            let log = log_of(Some(&item));
-            // A run finished by a worker that marks no final status.
-            if log.iter().any(LogEntry::is_final_value) {
-                return Ok(Taken::Finished);
-            }
-            return Ok(Taken::Run(log));
+            return Ok(found(&item));
         }
         let item = tables
             .get(realm, Table::Events, &Key::with_sort(job_id, run_id), true)
             .await?;
-        match refused_because(item.as_ref(), now + 1) {
+        match refused_because(item.as_ref(), &hold.owner, now + 1) {
             Some(taken) => return Ok(taken),
             None => continue,
         }
@@ -68,28 +70,48 @@ pub(super) async fn take(w: &Worker, job_id: &str, run_id: &str) -> Result<Taken
     Ok(Taken::Held)
 }
 
+/// What an events item holding this worker's lease says of the run.
+fn found(item: &Item) -> Taken {
+    let log = log_of(Some(item));
+    // A run finished by a worker that marks no final status.
+    if log.iter().any(LogEntry::is_final_value) {
+        return Taken::Finished;
+    }
+    Taken::Run(log)
+}
+
 /// Why a lease was refused, from the item read after: `None` when nothing
-/// stands in the way any more.
-fn refused_because(item: Option<&Item>, now: i64) -> Option<Taken> {
+/// stands in the way any more. A lease already `owner`'s is an earlier
+/// try of this same taking whose reply was lost: it is taken.
+fn refused_because(item: Option<&Item>, owner: &str, now: i64) -> Option<Taken> {
     let item = item?;
     if item.contains_key(FINAL_STATUS) || log_of(Some(item)).iter().any(LogEntry::is_final_value) {
         return Some(Taken::Finished);
     }
-    let expires = item.get("lease")?.get("expires")?.as_f64()?;
+    let lease = item.get("lease")?;
+    if lease.get("owner").and_then(Value::as_str) == Some(owner) {
+        return Some(found(item));
+    }
+    let expires = lease.get("expires")?.as_f64()?;
     (expires >= now as f64).then_some(Taken::Held)
 }
 
-fn lease_from(w: &Worker, now: i64) -> Lease {
+fn lease_from(owner: &str, span: Duration, now: i64) -> Lease {
     Lease {
-        owner: w.identity.lease_owner.clone(),
-        expires: now + i64::try_from(span(w).as_secs()).unwrap_or(i64::MAX / 2),
+        owner: owner.to_string(),
+        expires: now + i64::try_from(span.as_secs()).unwrap_or(i64::MAX / 2),
     }
 }
 
-/// Renews a lease this worker holds: `false` when it no longer does. The
-/// events item's `ttl` (when the realm sets one) is pushed past the lease.
-async fn renew(w: &Worker, job_id: &str, run_id: &str) -> Result<bool, StoreError> {
-    let lease = lease_from(w, Utc::now().timestamp());
+/// Renews a lease `hold` names: `false` when its owner no longer holds it.
+/// The events item's `ttl` (when the realm sets one) is pushed past the lease.
+async fn renew(
+    w: &Worker,
+    job_id: &str,
+    run_id: &str,
+    hold: &LeaseHold,
+) -> Result<bool, StoreError> {
+    let lease = lease_from(&hold.owner, hold.span, Utc::now().timestamp());
     let ttl = w.services.settings.event_ttl.map(|ttl| {
         lease
             .expires
@@ -101,9 +123,13 @@ async fn renew(w: &Worker, job_id: &str, run_id: &str) -> Result<bool, StoreErro
         .await
 }
 
-/// The run's lease as its writers see it.
+/// The lease one attempt of a run holds, as its writers see it: its owner
+/// is this worker process and the attempt, so a lease this process held
+/// for an earlier attempt of the same run is not taken for this one's.
 pub(super) fn hold(w: &Worker) -> Arc<LeaseHold> {
-    Arc::new(LeaseHold::new(&w.identity.lease_owner, span(w)))
+    let attempt = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let owner = format!("{}:{attempt}", w.identity.lease_owner);
+    Arc::new(LeaseHold::new(&owner, span(w)))
 }
 
 /// Keeps a running message invisible and its lease alive; when the lease is
@@ -142,7 +168,7 @@ pub(super) fn spawn_keepalive(
                 // The lease counts as lost once it has expired by this
                 // worker's clock, counted from the sending of the last
                 // renewal that succeeded (the store's expiry is later).
-                match keep(&w, &job_id, &run_id, renewed + hold.span, &stop).await {
+                match keep(&w, &job_id, &run_id, &hold, renewed + hold.span, &stop).await {
                     Kept::Renewed(at) => renewed = at,
                     Kept::Stopped => return,
                     Kept::Lost(why) => {
@@ -156,6 +182,12 @@ pub(super) fn spawn_keepalive(
             if stop.is_cancelled() {
                 return;
             }
+            // Every request is billed: the visibility is only extended when
+            // it could lapse before the next round has renewed the lease
+            // (a round takes up to a lease span when renewals fail).
+            if receipt.invisible_for() > period + hold.span {
+                continue;
+            }
             let left = limit.saturating_sub(started.elapsed()).as_secs();
             let secs = invisible_secs(&w).min(u32::try_from(left).unwrap_or(u32::MAX));
             if secs == 0 {
@@ -163,12 +195,14 @@ pub(super) fn spawn_keepalive(
                 // while the lease holds (0 would make it visible at once).
                 continue;
             }
-            if let Err(e) = w
+            let sent = std::time::Instant::now();
+            match w
                 .queues
                 .change_visibility(&w.queue, &receipt.current(), secs)
                 .await
             {
-                tracing::warn!("cannot extend the message's visibility: {e}");
+                Ok(()) => receipt.invisible_from(sent, secs),
+                Err(e) => tracing::warn!("cannot extend the message's visibility: {e}"),
             }
         }
     };
@@ -192,6 +226,7 @@ async fn keep(
     w: &Worker,
     job_id: &str,
     run_id: &str,
+    hold: &LeaseHold,
     deadline: Instant,
     stop: &CancellationToken,
 ) -> Kept {
@@ -203,7 +238,7 @@ async fn keep(
         }
         let result = tokio::select! {
             () = stop.cancelled() => return Kept::Stopped,
-            r = tokio::time::timeout_at(deadline, renew(w, job_id, run_id)) => r,
+            r = tokio::time::timeout_at(deadline, renew(w, job_id, run_id, hold)) => r,
         };
         match result {
             Ok(Ok(true)) => return Kept::Renewed(sent),

@@ -54,8 +54,9 @@ async fn handle_in_span(worker: Arc<Worker>, msg: Received, cancel: Interrupt) {
             run,
             mut events,
             cancel,
+            started,
         }) => {
-            let end = sequence::run(&worker, run, &mut events, &cancel).await;
+            let end = sequence::run(&worker, run, &mut events, &cancel, started).await;
             events.stop_keepalive().await;
             end
         }

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, FixedOffset};
+
 use lava_common::spec::{Enabled, Status};
 use lava_common::{state, timestamp, units};
 use serde_json::{Map, Value};
@@ -25,6 +27,7 @@ pub(super) async fn run(
     mut run: Run,
     events: &mut RunEvents,
     cancel: &Interrupt,
+    started: Option<DateTime<FixedOffset>>,
 ) -> End {
     let prefix = run.prefix();
     let services = &w.services;
@@ -37,15 +40,20 @@ pub(super) async fn run(
         )
         .await;
     }
-    match events
-        .write(Status::Starting, Value::Null, Mark::Entry)
-        .await
-    {
-        Ok(t) => run.ts_start = t,
-        Err(e) => {
-            tracing::error!("{prefix}: cannot record the start: {e}");
-            return lost(&e).unwrap_or(End::Retry);
-        }
+    // `starting` went with the lease, unless admission could not tell
+    // then that the run would start.
+    match started {
+        Some(t) => run.ts_start = t,
+        None => match events
+            .write(Status::Starting, Value::Null, Mark::Entry)
+            .await
+        {
+            Ok(t) => run.ts_start = t,
+            Err(e) => {
+                tracing::error!("{prefix}: cannot record the start: {e}");
+                return lost(&e).unwrap_or(End::Retry);
+            }
+        },
     }
     tracing::info!(event_type = "job", "{prefix}: Starting");
 

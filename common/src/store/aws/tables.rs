@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::attr::{from_json, item_from_json, item_to_json};
 use super::store_error;
-use crate::spec::Item;
+use crate::spec::{Item, Status};
 use crate::store::{EventWrite, FINAL_STATUS, Index, Key, Lease, StoreError, Table, Tables};
 
 /// DynamoDB tables.
@@ -349,22 +349,57 @@ impl Tables for AwsTables {
         run_id: &str,
         lease: &Lease,
         now: i64,
+        first: Option<&EventWrite>,
     ) -> Result<Option<Item>, StoreError> {
         let name = Table::Events.name(realm);
-        let result = self
+        let mut request = self
             .lease_update(&name, job_id, run_id, lease)
-            .update_expression("SET #lease = :lease")
-            .condition_expression(
-                "attribute_not_exists(#final) AND (attribute_not_exists(#lease) \
-                 OR #lease.#expires < :now OR #lease.#owner = :owner)",
-            )
             .expression_attribute_names("#final", FINAL_STATUS)
             .expression_attribute_names("#expires", "expires")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
+            .return_values(ReturnValue::AllNew);
+        request = match first {
+            None => request
+                .update_expression("SET #lease = :lease")
+                .condition_expression(
+                    "attribute_not_exists(#final) AND (attribute_not_exists(#lease) \
+                 OR #lease.#expires < :now OR #lease.#owner = :owner)",
+                ),
+            Some(write) => {
+                let mut sets = vec!["#lease = :lease".to_string()];
+                for (i, (key, value)) in write.set.iter().enumerate() {
+                    request = request
+                        .expression_attribute_names(format!("#a{i}"), key)
+                        .expression_attribute_values(format!(":a{i}"), from_json(value));
+                    sets.push(format!("#a{i} = :a{i}"));
+                }
+                sets.push("#log = list_append(if_not_exists(#log, :empty), :entry)".into());
+                let mut finals = Vec::new();
+                for (i, status) in Status::FINAL_NAMES.iter().enumerate() {
+                    request = request.expression_attribute_values(
+                        format!(":f{i}"),
+                        AttributeValue::S((*status).to_string()),
+                    );
+                    finals.push(format!(":f{i}"));
+                }
+                request
+                    .expression_attribute_names("#log", "log")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(
+                        ":entry",
+                        AttributeValue::L(vec![from_json(&Value::Object(write.entry.clone()))]),
+                    )
+                    .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
+                    .update_expression(format!("SET {}", sets.join(", ")))
+                    .condition_expression(format!(
+                        "attribute_not_exists(#final) \
+                         AND (attribute_not_exists(#lease) OR #lease.#expires < :now) \
+                         AND (attribute_not_exists(#status) OR NOT (#status IN ({})))",
+                        finals.join(", ")
+                    ))
+            }
+        };
+        match request.send().await {
             Ok(out) => Ok(Some(out.attributes().map(item_to_json).unwrap_or_default())),
             Err(e) => match store_error(e, Self::missing_table(name)) {
                 StoreError::ConditionFailed(_) => Ok(None),

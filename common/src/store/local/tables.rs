@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Number, Value};
 
 use super::db::{Db, DbError, now_secs};
-use crate::spec::Item;
+use crate::spec::{Item, Status};
 use crate::store::item::{BINARY_KEY, normalize};
 use crate::store::{EventWrite, FINAL_STATUS, Index, Key, Lease, StoreError, Table, Tables};
 
@@ -259,7 +259,19 @@ fn project(index: Index, item: Item) -> Item {
     }
 }
 
-/// A new events item holding only its keys.
+/// Sets an event's top-level attributes on `item` and appends its entry to the `log`.
+fn append_entry(item: &mut Item, write: &EventWrite) {
+    for (k, v) in &write.set {
+        item.insert(k.clone(), v.clone());
+    }
+    let mut log = match item.remove("log") {
+        Some(Value::Array(log)) => log,
+        _ => Vec::new(),
+    };
+    log.push(Value::Object(write.entry.clone()));
+    item.insert("log".into(), Value::Array(log));
+}
+
 /// Who holds the lease of an events item, if anyone.
 fn lease_owner(item: Option<&Item>) -> Option<&str> {
     item?.get("lease")?.get("owner")?.as_str()
@@ -276,6 +288,7 @@ fn lease_json(lease: &Lease) -> Value {
     ]))
 }
 
+/// A new events item holding only its keys.
 fn event_keys(job_id: &str, run_id: &str) -> Item {
     Map::from_iter([
         ("job_id".to_string(), Value::String(job_id.to_string())),
@@ -463,15 +476,7 @@ impl Tables for LocalTables {
                 .into());
             }
             let mut item = existing.unwrap_or_else(|| event_keys(&write.job_id, &write.run_id));
-            for (k, v) in &write.set {
-                item.insert(k.clone(), v.clone());
-            }
-            let mut log = match item.remove("log") {
-                Some(Value::Array(log)) => log,
-                _ => Vec::new(),
-            };
-            log.push(Value::Object(write.entry.clone()));
-            item.insert("log".into(), Value::Array(log));
+            append_entry(&mut item, &write);
             if write.release_lease {
                 item.remove("lease");
             }
@@ -492,20 +497,29 @@ impl Tables for LocalTables {
         run_id: &str,
         lease: &Lease,
         now: i64,
+        first: Option<&EventWrite>,
     ) -> Result<Option<Item>, StoreError> {
         let (keys, lease) = (event_keys(job_id, run_id), lease.clone());
+        let first = first.cloned();
         self.change_event_item(realm, job_id, run_id, move |existing| {
-            let finished = existing
-                .as_ref()
-                .is_some_and(|i| i.contains_key(FINAL_STATUS));
-            // Absent, expired by `now`, or already ours.
+            let finished = existing.as_ref().is_some_and(|i| {
+                i.contains_key(FINAL_STATUS)
+                    || (first.is_some()
+                        && i.get("status")
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| Status::FINAL_NAMES.contains(&s)))
+            });
+            // Absent, expired by `now`, or already ours (but not when an
+            // entry comes with it: a retry must not append it twice).
             let free = match existing.as_ref().and_then(|i| i.get("lease")) {
                 None => true,
                 Some(held) => {
                     held.get("expires")
                         .and_then(Value::as_f64)
                         .is_some_and(|e| e < now as f64)
-                        || held.get("owner").and_then(Value::as_str) == Some(lease.owner.as_str())
+                        || (first.is_none()
+                            && held.get("owner").and_then(Value::as_str)
+                                == Some(lease.owner.as_str()))
                 }
             };
             if finished || !free {
@@ -513,6 +527,9 @@ impl Tables for LocalTables {
             }
             let mut item = existing.unwrap_or_else(|| keys.clone());
             item.insert("lease".into(), lease_json(&lease));
+            if let Some(write) = &first {
+                append_entry(&mut item, write);
+            }
             Ok(Some(item))
         })
         .await
