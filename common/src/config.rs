@@ -108,6 +108,7 @@ pub const PARAMS: &[Param] = &[
     p("PKG_TIMEOUT", Duration, Some("10m")),
     p("PKG_UNPACK_TIMEOUT", Duration, Some("30s")),
     p("PKG_MAX_PAYLOAD_SIZE", Size, Some("20M")),
+    p("PKG_MAX_UNPACKED_SIZE", Size, Some("1G")),
     p("DOCKER_TIMEOUT", Duration, Some("10m")),
     p("DAG_WORKERS", Int, None),
     p("DAG_MAX_WORKERS", Int, None),

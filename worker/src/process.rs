@@ -8,7 +8,6 @@
 //! reaps the orphans it inherits.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,6 +18,8 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+
+use crate::capture;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -111,7 +112,8 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
         .process_group(0)
         .kill_on_drop(true);
     if let Some((out, err)) = &spec.capture {
-        cmd.stdout(File::create(out)?).stderr(File::create(err)?);
+        cmd.stdout(capture::create(out)?)
+            .stderr(capture::create(err)?);
     }
     // Registered, so the orphan reaper never takes this child's zombie.
     let (mut child, _registration) = children::spawn(&mut cmd)?;

@@ -60,6 +60,8 @@ settings! {
         pkg_unpack_timeout: Duration = "PKG_UNPACK_TIMEOUT",
         /// Largest `pkg` bundle.
         pkg_max_payload_size: Configured<Bytes> = "PKG_MAX_PAYLOAD_SIZE",
+        /// Largest total size a `pkg` bundle may unpack to.
+        pkg_max_unpacked_size: Configured<Bytes> = "PKG_MAX_UNPACKED_SIZE",
         /// How long a drain waits for running jobs.
         drain_timeout: Duration = "DRAIN_TIMEOUT",
         /// SIGTERM → SIGKILL grace for payload process groups.

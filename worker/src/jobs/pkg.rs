@@ -3,6 +3,7 @@
 //! there, with the directory first on `PYTHONPATH`.
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -140,7 +141,90 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     program_result(output, None)
 }
 
-/// Unpacks by name: `*.zip` with unzip, `*.tar` and `*.tar.*` with tar.
+/// How a bundle is unpacked, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Archive {
+    Zip,
+    Tar,
+}
+
+impl Archive {
+    fn of(name: &str) -> Option<Self> {
+        if name.ends_with(".zip") {
+            Some(Self::Zip)
+        } else if name.ends_with(".tar") || name.contains(".tar.") {
+            Some(Self::Tar)
+        } else {
+            None
+        }
+    }
+
+    /// The command that lists the archive with each member's size.
+    fn list(self, file: &str) -> Vec<String> {
+        match self {
+            Self::Zip => vec!["unzip".into(), "-Zt".into(), file.into()],
+            Self::Tar => ["tar", "-t", "-v", "--numeric-owner", "-f", file]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+
+    /// The command that unpacks the archive into `target`.
+    fn unpack(self, file: &str, target: &str) -> Vec<String> {
+        match self {
+            Self::Zip => ["unzip", "-o", "-qq", "-d", target, file]
+                .map(String::from)
+                .to_vec(),
+            // Owners are never restored (the worker may run as root); modes
+            // are kept under the umask, so scripts stay executable.
+            Self::Tar => [
+                "tar",
+                "-x",
+                "--no-same-owner",
+                "--no-same-permissions",
+                "-C",
+                target,
+                "-f",
+                file,
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+
+    /// The total unpacked size from the listing, read line by line:
+    /// unzip's summary line (`4 files, 10300 bytes uncompressed, …`), or
+    /// the sum of tar's size column (devices, whose column is
+    /// `major,minor`, count nothing).
+    fn unpacked_size(self, listing: impl BufRead) -> Option<u64> {
+        let mut total = 0_u64;
+        for line in listing.split(b'\n') {
+            let line = line.ok()?;
+            let line = String::from_utf8_lossy(&line);
+            match self {
+                Self::Zip => {
+                    let size = line
+                        .split_once(" files, ")
+                        .or_else(|| line.split_once(" file, "))
+                        .and_then(|(_, rest)| rest.split_once(" bytes uncompressed"))
+                        .and_then(|(size, _)| size.trim().parse().ok());
+                    if size.is_some() {
+                        return size;
+                    }
+                }
+                Self::Tar => {
+                    let size = line.split_whitespace().nth(2).and_then(|s| s.parse().ok());
+                    total = total.saturating_add(size.unwrap_or(0));
+                }
+            }
+        }
+        (self == Self::Tar).then_some(total)
+    }
+}
+
+/// Unpacks by name: `*.zip` with unzip, `*.tar` and `*.tar.*` with tar,
+/// after listing it: an archive that would unpack to more than
+/// `PKG_MAX_UNPACKED_SIZE` is refused before anything is written.
 async fn unpack(
     job: &JobContext<'_>,
     bundle: &Path,
@@ -153,36 +237,8 @@ async fn unpack(
         .map(|b| b.to_string_lossy().into_owned())
         .unwrap_or_default();
     let (file, target) = (bundle.display().to_string(), dir.display().to_string());
-    let argv: Vec<String> = if name.ends_with(".zip") {
-        ["unzip", "-o", "-qq", "-d", &target, &file]
-            .map(String::from)
-            .to_vec()
-    } else if name.ends_with(".tar") || name.contains(".tar.") {
-        // Owners are never restored (the worker may run as root); modes
-        // are kept under the umask, so scripts stay executable.
-        [
-            "tar",
-            "-x",
-            "--no-same-owner",
-            "--no-same-permissions",
-            "-C",
-            &target,
-            "-f",
-            &file,
-        ]
-        .map(String::from)
-        .to_vec()
-    } else {
+    let Some(archive) = Archive::of(&name) else {
         return Err(Failure::new(format!("Don't know how to unpack {file}")));
-    };
-    let errors = dir.with_extension("unpack.err");
-    let spec = ProcessSpec {
-        argv,
-        env: env.clone(),
-        cwd: job.run.job_dir.to_path_buf(),
-        capture: Some((dir.with_extension("unpack.out"), errors.clone())),
-        timeout,
-        kill_grace: job.services.settings.kill_grace,
     };
     let failure = |reason: String| {
         let mut data = Map::new();
@@ -193,21 +249,59 @@ async fn unpack(
             Value::Object(data),
         )
     };
-    match process::run(&spec, job.cancel).await {
-        Ok(Ended::Exited(0)) => {
-            drop_set_id_bits(dir).map_err(|e| failure(format!("cannot clear setuid/setgid bits: {e}")))
+    let step = |argv: Vec<String>, stem: &str| {
+        let errors = dir.with_extension(format!("{stem}.err"));
+        let spec = ProcessSpec {
+            argv,
+            env: env.clone(),
+            cwd: job.run.job_dir.to_path_buf(),
+            capture: Some((dir.with_extension(format!("{stem}.out")), errors.clone())),
+            timeout,
+            kill_grace: job.services.settings.kill_grace,
+        };
+        async move {
+            match process::run(&spec, job.cancel).await {
+                Ok(Ended::Exited(0)) => Ok(spec.capture.map(|(out, _)| out)),
+                Ok(Ended::Exited(code)) => {
+                    let text = std::fs::read_to_string(&errors).unwrap_or_default();
+                    Err(Some(format!("exit status {code}: {}", text.trim())))
+                }
+                Ok(Ended::Interrupted) => Err(None),
+                Ok(Ended::TimedOut) => Err(Some(format!(
+                    "timed out after {:?} seconds",
+                    timeout.as_secs_f64()
+                ))),
+                Err(e) => Err(Some(e.to_string())),
+            }
         }
-        Ok(Ended::Exited(code)) => {
-            let text = std::fs::read_to_string(&errors).unwrap_or_default();
-            Err(failure(format!("exit status {code}: {}", text.trim())))
+    };
+    let stopped_or = |e: Option<String>| e.map_or_else(Failure::stopped, failure);
+
+    let listing = step(archive.list(&file), "list").await.map_err(stopped_or)?;
+    let listed = match listing.map(std::fs::File::open).transpose() {
+        Ok(listed) => listed,
+        Err(e) => return Err(failure(format!("cannot read its listing: {e}"))),
+    };
+    let limit = &job.services.settings.pkg_max_unpacked_size;
+    let size = match listed {
+        Some(file) => archive.unpacked_size(std::io::BufReader::new(file)),
+        None => archive.unpacked_size(std::io::empty()),
+    };
+    match size {
+        Some(size) if size > limit.value.0 => {
+            return Err(failure(format!(
+                "it unpacks to {size} bytes, more than PKG_MAX_UNPACKED_SIZE ({})",
+                limit.text
+            )));
         }
-        Ok(Ended::Interrupted) => Err(Failure::stopped()),
-        Ok(Ended::TimedOut) => Err(failure(format!(
-            "timed out after {:?} seconds",
-            timeout.as_secs_f64()
-        ))),
-        Err(e) => Err(failure(e.to_string())),
+        Some(_) => {}
+        None => return Err(failure("cannot tell its unpacked size from its listing".into())),
     }
+
+    step(archive.unpack(&file, &target), "unpack")
+        .await
+        .map_err(stopped_or)?;
+    drop_set_id_bits(dir).map_err(|e| failure(format!("cannot clear setuid/setgid bits: {e}")))
 }
 
 /// Clears the setuid and setgid bits of everything unpacked below `dir`
@@ -248,5 +342,24 @@ mod tests {
         drop_set_id_bits(root.path()).expect("walk");
         let mode = std::fs::metadata(&script).expect("meta").permissions().mode() & 0o7777;
         assert_eq!(mode, 0o755, "executable kept, set-id bits gone");
+    }
+
+    #[test]
+    fn unpacked_sizes_from_listings() {
+        let tar = b"-rw-r--r-- 0/0            5000 2026-12-07 18:43 a\n\
+drwxr-xr-x 0/0               0 2026-12-07 18:43 d/\n\
+-rw-r--r-- 0/0             300 2026-12-07 18:43 d/b c\n\
+crw-r--r-- 0/0            1,3 2026-12-07 18:43 null\n\
+lrwxrwxrwx 0/0               0 2026-12-07 18:43 l -> a\n";
+        assert_eq!(Archive::Tar.unpacked_size(&tar[..]), Some(5300));
+        assert_eq!(Archive::Tar.unpacked_size(&b""[..]), Some(0));
+        let zip = b"4 files, 10300 bytes uncompressed, 51 bytes compressed:  99.5%\n";
+        assert_eq!(Archive::Zip.unpacked_size(&zip[..]), Some(10300));
+        let one = b"1 file, 7 bytes uncompressed, 7 bytes compressed:  0.0%\n";
+        assert_eq!(Archive::Zip.unpacked_size(&one[..]), Some(7));
+        assert_eq!(Archive::Zip.unpacked_size(&b"garbage\n"[..]), None);
+        assert_eq!(Archive::of("b.tar.gz"), Some(Archive::Tar));
+        assert_eq!(Archive::of("b.zip"), Some(Archive::Zip));
+        assert_eq!(Archive::of("b.rar"), None);
     }
 }

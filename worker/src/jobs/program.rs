@@ -14,6 +14,7 @@ use lava_common::units;
 use serde_json::{Map, Value};
 
 use super::{Failure, JobContext};
+use crate::capture;
 use crate::process::{self, Ended, ProcessSpec};
 
 /// How many times an output upload is tried.
@@ -258,24 +259,27 @@ impl JobContext<'_> {
         })
     }
 
+    /// Uploads a capture file when it is not empty, reading the file that
+    /// was checked (a regular file, no link) even if its name changes.
     async fn upload_if_not_empty(&self, path: &Path, url: &str) -> Result<bool, Failure> {
-        match std::fs::metadata(path) {
-            Ok(m) if m.len() == 0 => return Ok(false),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => {
-                return Err(Failure::new(format!("Cannot read {}: {e}", path.display())));
-            }
+        let unreadable =
+            |e: std::io::Error| Failure::new(format!("Cannot read {}: {e}", path.display()));
+        let Some(file) = capture::open(path).map_err(unreadable)? else {
+            return Ok(false);
+        };
+        if file.metadata().map_err(unreadable)?.len() == 0 {
+            return Ok(false);
         }
+        let source = capture::path_of(&file);
         // Retried like event writes: a passing S3 fault must not fail a run
-        // whose payload succeeded.
+        // whose payload succeeded. Each try reads the file afresh.
         let mut delay = Duration::from_millis(250);
         let mut attempt = 1;
         loop {
             match self
                 .services
                 .objects
-                .upload(url, path, self.services.realm.s3_key())
+                .upload(url, &source, self.services.realm.s3_key())
                 .await
             {
                 Ok(_) => return Ok(true),
@@ -319,7 +323,7 @@ pub(super) fn suffixed(stem: &Path, suffix: &str) -> PathBuf {
 /// The `STDERR_SIZE` excerpt of a capture file, reading only the bytes it
 /// needs (the head, or the tail when `size` is negative).
 fn read_excerpt(path: &Path, size: i64) -> Option<String> {
-    let mut file = std::fs::File::open(path).ok()?;
+    let mut file = capture::open(path).ok()??;
     let len = file.metadata().ok()?.len();
     let want = size.unsigned_abs().min(len);
     if size < 0 {

@@ -145,6 +145,39 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// Creates the database file, private to its owner (mode 0600: it holds
+/// every table, state included), or checks an existing one is a regular
+/// file and takes group and other access away from it. SQLite gives its
+/// `-wal` and `-shm` files the database's mode.
+fn private_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        // Never opened through a symbolic link.
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| unusable(path, "cannot open the database file", &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| unusable(path, "cannot read the database file", &e))?;
+    if !meta.is_file() {
+        return Err(StoreError::BadRequest(format!(
+            "local backend: {} is not a database file",
+            path.display()
+        )));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))
+            .map_err(|e| unusable(path, "cannot make the database file private", &e))?;
+    }
+    Ok(())
+}
+
 fn unusable(path: &Path, what: &str, e: &std::io::Error) -> StoreError {
     StoreError::BadRequest(format!("local backend: {what} {}: {e}", path.display()))
 }
@@ -167,12 +200,7 @@ impl Db {
         std::fs::create_dir_all(&objects)
             .map_err(|e| unusable(&objects, "cannot create the directory", &e))?;
         let path = dir.join("lava.db");
-        if path.exists() && !path.is_file() {
-            return Err(StoreError::BadRequest(format!(
-                "local backend: {} is not a database file",
-                path.display()
-            )));
-        }
+        private_file(&path)?;
         let db = Self {
             dir,
             path,
@@ -425,4 +453,39 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn the_database_file_is_private_and_never_a_link() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let fresh = dir.path().join("fresh");
+        Db::open(&fresh).unwrap_or_else(|e| panic!("open: {e}"));
+        assert_eq!(mode(&fresh.join("lava.db")), 0o600);
+
+        let old = dir.path().join("old");
+        std::fs::create_dir(&old).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::write(old.join("lava.db"), b"").unwrap_or_else(|e| panic!("write: {e}"));
+        std::fs::set_permissions(old.join("lava.db"), std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("chmod: {e}"));
+        Db::open(&old).unwrap_or_else(|e| panic!("open: {e}"));
+        assert_eq!(mode(&old.join("lava.db")), 0o600, "made private");
+
+        let linked = dir.path().join("linked");
+        std::fs::create_dir(&linked).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::os::unix::fs::symlink(fresh.join("lava.db"), linked.join("lava.db"))
+            .unwrap_or_else(|e| panic!("symlink: {e}"));
+        assert!(Db::open(&linked).is_err(), "a link is refused");
+    }
 }
