@@ -64,8 +64,19 @@ impl AwsTables {
                 &Key::with_sort(job_id, run_id),
             )))
             .expression_attribute_names("#lease", "lease")
-            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":lease", lease_value(lease))
+    }
+
+    /// A lease update whose condition may name the lease's owner (`#owner`, `:owner`).
+    fn owned_lease_update(
+        &self,
+        name: &str,
+        job_id: &str,
+        run_id: &str,
+        lease: &Lease,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.lease_update(name, job_id, run_id, lease)
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", AttributeValue::S(lease.owner.clone()))
     }
 
@@ -352,12 +363,14 @@ impl Tables for AwsTables {
         first: Option<&EventWrite>,
     ) -> Result<Option<Item>, StoreError> {
         let name = Table::Events.name(realm);
-        let mut request = self
-            .lease_update(&name, job_id, run_id, lease)
-            .expression_attribute_names("#final", FINAL_STATUS)
-            .expression_attribute_names("#expires", "expires")
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .return_values(ReturnValue::AllNew);
+        let mut request = match first {
+            None => self.owned_lease_update(&name, job_id, run_id, lease),
+            Some(_) => self.lease_update(&name, job_id, run_id, lease),
+        }
+        .expression_attribute_names("#final", FINAL_STATUS)
+        .expression_attribute_names("#expires", "expires")
+        .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+        .return_values(ReturnValue::AllNew);
         request = match first {
             None => request
                 .update_expression("SET #lease = :lease")
@@ -418,7 +431,7 @@ impl Tables for AwsTables {
     ) -> Result<bool, StoreError> {
         let name = Table::Events.name(realm);
         let mut request = self
-            .lease_update(&name, job_id, run_id, lease)
+            .owned_lease_update(&name, job_id, run_id, lease)
             .condition_expression("#lease.#owner = :owner");
         request = match ttl {
             Some(ttl) => request
