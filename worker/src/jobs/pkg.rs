@@ -82,8 +82,9 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
         )));
     }
     words.extend(c.args.iter().cloned());
-    let args = job.render_words(words, &c)?;
-    let base_env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &items[0]))])?;
+    let args = job.render_words(words, &c).await?;
+    let base_env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &items[0]))])
+        .await?;
     let bundles = download(job, &items, &settings.pkg_max_payload_size).await?;
     let mut output = Vec::new();
     for (n, bundle) in bundles.into_iter().flatten().enumerate() {

@@ -113,7 +113,11 @@ pub(super) async fn run(
     // event_log.
     if let Some(event_log) = run.job.field("event_log").cloned() {
         let ctx = run.context(services);
-        let info = match services.renderer.render_json_text(&event_log, &ctx) {
+        let info = match services
+            .renderer
+            .render_json_text_async(&event_log, &ctx)
+            .await
+        {
             Ok(v) => v,
             Err(e) => Value::String(format!("Error: Bad event_log: {e}")),
         };
@@ -128,7 +132,8 @@ pub(super) async fn run(
     if let Enabled::Template(template) = run.job.enabled() {
         let rendered = match services
             .renderer
-            .render_str(&template, &run.context(services))
+            .render_str_async(&template, &run.context(services))
+            .await
         {
             Ok(r) => r.trim().to_lowercase(),
             Err(e) => return reject(events, &format!("Bad enabled: {e}")).await,
