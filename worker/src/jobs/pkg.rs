@@ -14,6 +14,7 @@ use super::payload::{download, payload_url};
 use super::program::{Program, program_result, random_suffix, refuse_connections, shell_words};
 use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 use crate::process::{self, Ended, ProcessSpec};
+use crate::workdir;
 
 /// `pkg`.
 pub(super) struct Pkg;
@@ -106,7 +107,7 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
             std::fs::set_permissions(&program, perms)
         });
         if let Err(e) = made_executable {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = workdir::remove_tree(&dir).await;
             return Err(Failure::new(format!("{}: {e}", program.display())));
         }
         let mut env = base_env.clone();
@@ -130,7 +131,7 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
                 timeout: c.timeout,
             })
             .await;
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = workdir::remove_tree(&dir).await;
         let ran = ran?;
         let failure = ran.failure();
         output.push(ran.entry);
@@ -196,10 +197,18 @@ async fn unpack(
     };
     match process::run(&spec, job.cancel).await {
         Ok(Ended::Exited(0)) => {
-            drop_set_id_bits(dir).map_err(|e| failure(format!("cannot clear setuid/setgid bits: {e}")))
+            // A walk of the whole unpacked tree: on a blocking thread.
+            let root = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || drop_set_id_bits(&root))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|walked| walked)
+                .map_err(|e| failure(format!("cannot clear setuid/setgid bits: {e}")))
         }
         Ok(Ended::Exited(code)) => {
-            let text = std::fs::read_to_string(&errors).unwrap_or_default();
+            let text = tokio::fs::read_to_string(&errors)
+                .await
+                .unwrap_or_default();
             Err(failure(format!("exit status {code}: {}", text.trim())))
         }
         Ok(Ended::Interrupted) => Err(Failure::stopped()),

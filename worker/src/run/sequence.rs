@@ -170,7 +170,7 @@ pub(super) async fn run(
         }
     }
     let end = attempts::run(w, job_type, &mut run, events, cancel, limit, delay).await;
-    if let Err(e) = std::fs::remove_dir_all(&run.job_dir) {
+    if let Err(e) = workdir::remove_tree(&run.job_dir).await {
         tracing::warn!("cannot remove {}: {e}", run.job_dir.display());
     }
     end
