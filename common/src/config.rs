@@ -135,12 +135,15 @@ pub const PARAMS: &[Param] = &[
     p("SP_LIST_DOUBLEQUOTE", Bool, Some("false")),
     p("SP_LOGGING", Bool, Some("false")),
     // Settings this implementation adds: how long a drain waits, the grace
-    // between SIGTERM and SIGKILL, the visibility keep-alive period and how
-    // long start-up retries an unreachable service.
+    // between SIGTERM and SIGKILL, the visibility keep-alive period, how
+    // long start-up retries an unreachable service, and the fuel of one
+    // template render (about one unit per template instruction and per 64
+    // bytes made; `0` is no limit).
     p("DRAIN_TIMEOUT", Duration, Some("10m")),
     p("KILL_GRACE", Duration, Some("10s")),
     p("VISIBILITY_KEEPALIVE", Duration, Some("60s")),
     p("STARTUP_RETRY", Duration, Some("5m")),
+    p("RENDER_FUEL", Int, Some("5000000")),
 ];
 
 /// A configuration lookup or conversion failure.

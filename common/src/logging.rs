@@ -3,6 +3,9 @@
 //! so existing rsyslog rules and CloudWatch metric filters keep matching),
 //! at a level chosen by `--level`. Lines logged inside a
 //! span (a worker's run) carry the span's fields (`job_id`, `run_id`).
+//! Syslog sends never block: a record that the socket cannot take at once
+//! is dropped and counted, and the count is reported on stderr when a
+//! later record gets through.
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -229,7 +232,7 @@ pub fn init(options: &LogOptions) -> Result<(), LogError> {
         },
         LogTarget::Syslog(facility) => {
             let path = syslog_socket_path();
-            match SyslogSocket::connect(&path) {
+            match SyslogSocket::connect(&path, &options.tag) {
                 Ok(socket) => Box::new(plain(Style::Syslog).with_writer(SyslogMakeWriter {
                     socket: Arc::new(socket),
                     facility,
@@ -256,37 +259,66 @@ pub fn init(options: &LogOptions) -> Result<(), LogError> {
     Ok(())
 }
 
-/// A datagram socket connected to the syslog socket, reconnected when
-/// syslog restarts (its socket file is then a new one).
+/// A non-blocking datagram socket connected to the syslog socket,
+/// reconnected when syslog restarts (its socket file is then a new one).
+/// A record the socket cannot take at once (syslog is slow or stopped and
+/// its queue is full) is dropped and counted: logging must never hold up
+/// the program, least of all the async runtime's threads.
 struct SyslogSocket {
     path: PathBuf,
-    socket: Mutex<UnixDatagram>,
+    /// Who reports dropped records on stderr.
+    tag: String,
+    /// The socket, and how many records were dropped since the last report.
+    socket: Mutex<(UnixDatagram, u64)>,
+}
+
+/// A new socket connected to `path`, in non-blocking mode.
+fn connect_nonblocking(path: &Path) -> std::io::Result<UnixDatagram> {
+    let socket = UnixDatagram::unbound()?;
+    socket.connect(path)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 impl SyslogSocket {
-    fn connect(path: &Path) -> std::io::Result<Self> {
-        let socket = UnixDatagram::unbound()?;
-        socket.connect(path)?;
+    fn connect(path: &Path, tag: &str) -> std::io::Result<Self> {
         Ok(Self {
             path: path.to_path_buf(),
-            socket: Mutex::new(socket),
+            tag: tag.to_string(),
+            socket: Mutex::new((connect_nonblocking(path)?, 0)),
         })
     }
 
-    /// Sends one datagram; a failure is retried once on a new connection,
-    /// then dropped (logging must never stop the program).
+    /// Sends one datagram without waiting. A full socket drops it; another
+    /// failure is retried once on a new connection, then dropped. After
+    /// drops, the next datagram that gets through is followed by a note
+    /// on stderr with their number.
     fn send(&self, datagram: &[u8]) {
-        let Ok(mut socket) = self.socket.lock() else {
+        let Ok(mut guard) = self.socket.lock() else {
             return;
         };
-        if socket.send(datagram).is_ok() {
-            return;
-        }
-        if let Ok(fresh) = UnixDatagram::unbound()
-            && fresh.connect(&self.path).is_ok()
-        {
-            *socket = fresh;
-            let _ = socket.send(datagram);
+        let (socket, unreported) = &mut *guard;
+        let sent = match socket.send(datagram) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(_) => match connect_nonblocking(&self.path) {
+                Ok(fresh) => {
+                    *socket = fresh;
+                    socket.send(datagram).is_ok()
+                }
+                Err(_) => false,
+            },
+        };
+        if !sent {
+            *unreported += 1;
+        } else if *unreported > 0 {
+            eprintln!(
+                "{}: WARNING: {} log record(s) dropped: the syslog socket {} was full or gone",
+                self.tag,
+                *unreported,
+                self.path.display()
+            );
+            *unreported = 0;
         }
     }
 }
@@ -539,7 +571,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("log");
         let server = UnixDatagram::bind(&path).unwrap_or_else(|e| panic!("{e}"));
-        let socket = SyslogSocket::connect(&path).unwrap_or_else(|e| panic!("{e}"));
+        let socket = SyslogSocket::connect(&path, "test").unwrap_or_else(|e| panic!("{e}"));
         let make = SyslogMakeWriter {
             socket: Arc::new(socket),
             facility: 16,
@@ -566,6 +598,54 @@ mod tests {
         drop(w);
         let n = server.recv(&mut buf).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(&buf[..n], b"<132>again\0");
+    }
+
+    #[test]
+    fn syslog_sends_to_a_full_socket_never_block() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("log");
+        // A syslog that never reads: its queue fills after a few records.
+        let server = UnixDatagram::bind(&path).unwrap_or_else(|e| panic!("{e}"));
+        let socket =
+            Arc::new(SyslogSocket::connect(&path, "test").unwrap_or_else(|e| panic!("{e}")));
+        let make = SyslogMakeWriter {
+            socket: Arc::clone(&socket),
+            facility: 16,
+        };
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for n in 0..5_000 {
+                let mut w = make.writer(&Level::INFO);
+                let line = format!("record {n} {}\n", "x".repeat(200));
+                std::io::Write::write_all(&mut w, line.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            let _ = done.send(make);
+        });
+        // A generous bound: a blocking send would never return at all.
+        let make = finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("syslog sends blocked on a full socket"));
+        let unreported = || socket.socket.lock().map(|g| g.1).unwrap_or(u64::MAX);
+        let dropped = unreported();
+        assert!(dropped > 0 && dropped < 5_000, "{dropped} dropped");
+        // The first records got through whole, as always.
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).unwrap_or_else(|e| panic!("{e}"));
+        assert!(buf[..n].starts_with(b"<134>record 0 x"), "{:?}", &buf[..n]);
+        assert_eq!(buf[n - 1], 0);
+        // Once syslog reads again, records get through and the count of
+        // dropped ones is reported (and reset).
+        server
+            .set_nonblocking(true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        while server.recv(&mut buf).is_ok() {}
+        let mut w = make.writer(&Level::WARN);
+        std::io::Write::write_all(&mut w, b"back\n").unwrap_or_else(|e| panic!("{e}"));
+        drop(w);
+        let n = server.recv(&mut buf).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&buf[..n], b"<132>back\0");
+        assert_eq!(unreported(), 0, "reported once a record got through");
     }
 
     #[test]

@@ -57,6 +57,18 @@ impl Setting for i64 {
     }
 }
 
+impl Setting for u64 {
+    /// An integer that must not be negative.
+    fn load(config: &Config, name: &'static str) -> Result<Self, ConfigError> {
+        let n = config.int(name)?;
+        u64::try_from(n).map_err(|_| ConfigError::Convert {
+            name: name.to_string(),
+            converter: Kind::Int.converter(),
+            value: n.to_string(),
+        })
+    }
+}
+
 impl Setting for bool {
     fn load(config: &Config, name: &'static str) -> Result<Self, ConfigError> {
         config.boolean(name)

@@ -187,7 +187,7 @@ pub async fn run(args: Args) -> u8 {
             realm_name,
             worker_name: worker_name.clone(),
             realm,
-            renderer: Renderer::new(),
+            renderer: Renderer::with_fuel(settings.render_fuel_limit()),
             tables: Arc::clone(&backend.tables),
             objects: Arc::clone(&backend.objects),
             settings,

@@ -136,7 +136,7 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
             signal_group(pgid, Signal::SIGTERM);
         }
         if let Some(run_id) = run_id {
-            signal_run(run_id, Signal::SIGTERM);
+            signal_run_off_runtime(run_id, Signal::SIGTERM).await;
         }
         tokio::select! {
             result = tokio::time::timeout(spec.kill_grace, child.wait()) => if result.is_err() {
@@ -153,7 +153,7 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
     if let Some(run_id) = run_id {
         kill_run(run_id).await;
     }
-    reap_orphans();
+    reap_orphans_off_runtime().await;
     Ok(ended)
 }
 
@@ -171,11 +171,26 @@ fn signal_run(run_id: &str, signal: Signal) -> usize {
     pids.len()
 }
 
+/// [`signal_run`] on a blocking thread: it reads the environment of every
+/// process on the host, which takes a while where there are many.
+async fn signal_run_off_runtime(run_id: &str, signal: Signal) -> usize {
+    let run_id = run_id.to_string();
+    tokio::task::spawn_blocking(move || signal_run(&run_id, signal))
+        .await
+        .unwrap_or(0)
+}
+
+/// [`reap_orphans`] on a blocking thread: it reads the status of every
+/// process on the host.
+async fn reap_orphans_off_runtime() -> usize {
+    tokio::task::spawn_blocking(reap_orphans).await.unwrap_or(0)
+}
+
 /// SIGKILLs what is left of a run outside its group, until nothing is
 /// (a process may fork while it is being killed).
 async fn kill_run(run_id: &str) {
     for round in 0..50 {
-        let n = signal_run(run_id, Signal::SIGKILL);
+        let n = signal_run_off_runtime(run_id, Signal::SIGKILL).await;
         if n == 0 {
             return;
         }
@@ -271,7 +286,7 @@ pub fn spawn_reaper() {
                 }
                 None => tokio::time::sleep(Duration::from_secs(1)).await,
             }
-            reap_orphans();
+            reap_orphans_off_runtime().await;
         }
     });
 }

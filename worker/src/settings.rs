@@ -68,6 +68,15 @@ settings! {
         kill_grace: Duration = "KILL_GRACE",
         /// Period of visibility and lease renewal; zero turns it off.
         visibility_keepalive: Duration = "VISIBILITY_KEEPALIVE",
+        /// Fuel of one template render; zero turns the limit off.
+        render_fuel: u64 = "RENDER_FUEL",
+    }
+}
+
+impl WorkerSettings {
+    /// The fuel the renderer is built with (`None`: no limit).
+    pub fn render_fuel_limit(&self) -> Option<u64> {
+        (self.render_fuel > 0).then_some(self.render_fuel)
     }
 }
 
@@ -86,6 +95,47 @@ mod tests {
         assert_eq!(
             StartupSettings::load(&config).map(|s| s.startup_retry).ok(),
             Some(Duration::from_secs(300))
+        );
+        assert_eq!(s.render_fuel_limit(), Some(5_000_000));
+    }
+
+    fn with(name: &str, value: &str) -> Config {
+        let env = [(name.to_string(), value.to_string())]
+            .into_iter()
+            .collect();
+        Config::new(env, &serde_json::Map::new())
+    }
+
+    #[test]
+    fn render_fuel_loads_and_refuses_bad_values() {
+        let load = |value: &str| WorkerSettings::load(&with("RENDER_FUEL", value));
+        assert_eq!(
+            load("20000").ok().and_then(|s| s.render_fuel_limit()),
+            Some(20_000)
+        );
+        assert_eq!(
+            load("0").ok().map(|s| s.render_fuel_limit()),
+            Some(None),
+            "0 turns the limit off"
+        );
+        for bad in ["lots", "-1", "1.5", ""] {
+            let err = load(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                err.contains("RENDER_FUEL"),
+                "RENDER_FUEL={bad:?} must be refused: {err:?}"
+            );
+        }
+        let realm = serde_json::json!({"render_fuel": 7});
+        let config = Config::new(
+            Default::default(),
+            realm.as_object().unwrap_or(&serde_json::Map::new()),
+        );
+        assert_eq!(
+            WorkerSettings::load(&config)
+                .ok()
+                .and_then(|s| s.render_fuel_limit()),
+            Some(7),
+            "the realm's config"
         );
     }
 }

@@ -2,7 +2,8 @@
 //! run directories below it: created with mode 0700, and a directory that is
 //! already there must be a real directory of this user's with no access for
 //! anybody else (one pre-created by another local user could let that user
-//! swap a payload before it runs).
+//! swap a payload before it runs). Trees below it are removed on a
+//! blocking thread, never on the async runtime's.
 
 use std::fs::DirBuilder;
 use std::io;
@@ -28,6 +29,16 @@ pub fn create_private(dir: &Path) -> io::Result<()> {
 /// Creates a run directory below the worker's: it must not exist yet.
 pub fn create_run_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().mode(0o700).create(dir)
+}
+
+/// Removes a directory tree (a run's directory, an unpacked bundle) on a
+/// blocking thread: it may hold many or large files, and unlinking them
+/// must not hold up the async runtime's threads.
+pub async fn remove_tree(dir: &Path) -> io::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir))
+        .await
+        .map_err(io::Error::other)?
 }
 
 /// A directory already there: not a symbolic link, owned by this user,
@@ -85,5 +96,17 @@ mod tests {
             0o700
         );
         assert!(create_run_dir(&run).is_err(), "exists already");
+    }
+
+    #[tokio::test]
+    async fn trees_are_removed_whole() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("run");
+        std::fs::create_dir_all(dir.join("a/b/c")).expect("mkdir");
+        std::fs::write(dir.join("a/b/c/f"), b"x").expect("write");
+        remove_tree(&dir).await.expect("remove");
+        assert!(!dir.exists());
+        let err = remove_tree(&dir).await.expect_err("gone");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -10,7 +10,13 @@
 //! A [`Context`] holds the variables of one job run: `job`, `realm`,
 //! `globals`, `state`, `vars`, `result`, `start` and `ustart`.
 //!
-//! Each string is an independent template, compiled per call. Datetime
+//! Each string is an independent template, compiled per call, and each
+//! render may spend at most the renderer's fuel ([`Renderer::with_fuel`]:
+//! minijinja charges about one unit per instruction and per 64 bytes made),
+//! so a runaway loop or recursion fails with [`RenderError::OutOfFuel`]
+//! instead of spinning; `range()` gives at most 100,000 items. The `*_async`
+//! methods render on tokio's blocking threads, so a long render never holds
+//! up the async runtime's workers. Datetime
 //! arithmetic (`ustart - ts > utils.timedelta(hours=4)`) works: see
 //! `ops.rs`. What differs from Python Jinja is listed in COMPATIBILITY.md
 //! beside this file.
@@ -42,7 +48,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use minijinja::machinery::{self, CompiledTemplate, TemplateConfig};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Value, ValueKind};
-use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, ErrorKind, Output, State, UndefinedBehavior};
 
 use self::datetime::PyDateTime;
 
@@ -66,9 +72,32 @@ pub enum RenderError {
         /// The JSON parser's message.
         message: String,
     },
+    /// The template used up its fuel: it loops, recurses or builds too much.
+    #[error(
+        "Jinja render ran out of fuel{} (RENDER_FUEL is {fuel}): \
+         does the template loop or recurse without end?",
+        .job.as_deref().map(|j| format!(" in job {j}")).unwrap_or_default()
+    )]
+    OutOfFuel {
+        /// The template text.
+        template: String,
+        /// The fuel each render may spend.
+        fuel: u64,
+        /// The job whose context the template rendered with, when known.
+        job: Option<String>,
+    },
+    /// The blocking task that rendered did not finish (it panicked, or the
+    /// runtime is shutting down).
+    #[error("Jinja render did not finish: {0}")]
+    Aborted(String),
 }
 
 impl RenderError {
+    /// Whether the template ran out of fuel.
+    pub fn is_out_of_fuel(&self) -> bool {
+        matches!(self, RenderError::OutOfFuel { .. })
+    }
+
     fn template(template: &str, err: &minijinja::Error) -> RenderError {
         let mut message = err.to_string();
         let mut source = std::error::Error::source(err);
@@ -110,6 +139,8 @@ const GLOBALS_DATETIMES: [&str; 4] = [
 pub struct Context {
     vars: BTreeMap<String, Value>,
     root: Value,
+    /// `job.job_id`, named by an out-of-fuel error.
+    job_id: Option<String>,
 }
 
 impl Default for Context {
@@ -124,6 +155,7 @@ impl Context {
         let mut ctx = Context {
             vars: BTreeMap::new(),
             root: Value::UNDEFINED,
+            job_id: None,
         };
         ctx.rebuild();
         ctx
@@ -176,7 +208,11 @@ impl Context {
 
     /// Sets `job`: the augmented job, with `ts_dispatch`, `ts_start`,
     /// `ts_ustart` and `globals.lava.*_start`/`*_ustart` as datetimes.
-    pub fn job(self, job: &serde_json::Value) -> Context {
+    pub fn job(mut self, job: &serde_json::Value) -> Context {
+        self.job_id = job
+            .get("job_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
         self.var_with_datetimes("job", job, &JOB_DATETIMES)
     }
 
@@ -266,15 +302,25 @@ fn value_with_datetimes(value: &serde_json::Value, paths: &[&str]) -> Value {
     }
 }
 
-/// Renders templates; build one and share it (it is `Send + Sync`).
+/// Renders templates; build one and share it (it is `Send + Sync`, and a
+/// clone shares the same environment).
+#[derive(Clone)]
 pub struct Renderer {
+    inner: Arc<Inner>,
+}
+
+/// The configured environment and its fuel.
+struct Inner {
     env: Environment<'static>,
     config: TemplateConfig,
+    fuel: Option<u64>,
 }
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Renderer").finish_non_exhaustive()
+        f.debug_struct("Renderer")
+            .field("fuel", &self.inner.fuel)
+            .finish_non_exhaustive()
     }
 }
 
@@ -307,9 +353,30 @@ fn python_formatter(
     }
 }
 
+/// Whether a minijinja error, or one it wraps, is running out of fuel.
+fn out_of_fuel(err: &minijinja::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<minijinja::Error>()
+            .is_some_and(|m| m.kind() == ErrorKind::OutOfFuel)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 impl Renderer {
-    /// A renderer with the environment configured as the original's.
+    /// A renderer with the environment configured as the original's, and
+    /// no fuel limit.
     pub fn new() -> Renderer {
+        Renderer::with_fuel(None)
+    }
+
+    /// A renderer whose every render may spend at most `fuel` (`None`: no
+    /// limit). See minijinja's `Environment::set_fuel` for what costs fuel.
+    pub fn with_fuel(fuel: Option<u64>) -> Renderer {
         let mut env = Environment::new();
         env.set_debug(false);
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
@@ -331,16 +398,24 @@ impl Renderer {
         env.add_filter("forceescape", minijinja::filters::escape);
         env.add_filter("truncate", filters::truncate);
         env.add_filter("abs", filters::abs);
+        env.set_fuel(fuel);
         let config = TemplateConfig {
             syntax_config: SyntaxConfig::default(),
             default_auto_escape: Arc::new(|_: &str| AutoEscape::None),
         };
-        Renderer { env, config }
+        Renderer {
+            inner: Arc::new(Inner { env, config, fuel }),
+        }
+    }
+
+    /// The fuel each render may spend (`None`: no limit).
+    pub fn fuel(&self) -> Option<u64> {
+        self.inner.fuel
     }
 
     /// Renders one template string.
     pub fn render_str(&self, template: &str, ctx: &Context) -> Result<String, RenderError> {
-        self.render_with(&self.env, "<string>", template, ctx, AutoEscape::None)
+        self.render_with(&self.inner.env, "<string>", template, ctx, AutoEscape::None)
     }
 
     fn render_with(
@@ -351,8 +426,16 @@ impl Renderer {
         ctx: &Context,
         escape: AutoEscape,
     ) -> Result<String, RenderError> {
-        let fail = |e: minijinja::Error| RenderError::template(template, &e);
-        let mut compiled = CompiledTemplate::new(name, template, &self.config).map_err(fail)?;
+        let fail = |e: minijinja::Error| match self.inner.fuel {
+            Some(fuel) if out_of_fuel(&e) => RenderError::OutOfFuel {
+                template: template.to_string(),
+                fuel,
+                job: ctx.job_id.clone(),
+            },
+            _ => RenderError::template(template, &e),
+        };
+        let mut compiled =
+            CompiledTemplate::new(name, template, &self.inner.config).map_err(fail)?;
         ops::rewrite(&mut compiled);
         let mut out = String::with_capacity(compiled.buffer_size_hint);
         machinery::eval(
@@ -384,7 +467,7 @@ impl Renderer {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| Path::new(".").to_path_buf());
-        let mut env = self.env.clone();
+        let mut env = self.inner.env.clone();
         env.set_loader(minijinja::path_loader(dir));
         env.set_auto_escape_callback(html_escape);
         self.render_with(&env, &name, &text, ctx, html_escape(&name))
@@ -432,6 +515,58 @@ impl Renderer {
             text: rendered.clone(),
             message: e.to_string(),
         })
+    }
+
+    /// Runs `render` with this renderer on tokio's blocking threads, never
+    /// on the async runtime's workers: a render is CPU work of unbounded
+    /// length (up to its fuel) and would otherwise hold up every other task
+    /// of that worker thread, such as another run's lease renewals. The
+    /// inputs are moved in (a [`Context`] and the renderer are cheap to
+    /// clone), so `spawn_blocking` needs no borrow of the caller's.
+    /// Only a task that did not finish is an error here: `render`'s own
+    /// result, a `Result` itself as a rule, is handed back whole.
+    pub async fn off_runtime<T, F>(&self, render: F) -> Result<T, RenderError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Renderer) -> T + Send + 'static,
+    {
+        let renderer = self.clone();
+        tokio::task::spawn_blocking(move || render(&renderer))
+            .await
+            .map_err(|e| RenderError::Aborted(e.to_string()))
+    }
+
+    /// [`Renderer::render_str`] off the async runtime's threads.
+    pub async fn render_str_async(
+        &self,
+        template: &str,
+        ctx: &Context,
+    ) -> Result<String, RenderError> {
+        let (template, ctx) = (template.to_string(), ctx.clone());
+        self.off_runtime(move |r| r.render_str(&template, &ctx))
+            .await?
+    }
+
+    /// [`Renderer::render_value`] off the async runtime's threads.
+    pub async fn render_value_async(
+        &self,
+        value: &serde_json::Value,
+        ctx: &Context,
+    ) -> Result<serde_json::Value, RenderError> {
+        let (value, ctx) = (value.clone(), ctx.clone());
+        self.off_runtime(move |r| r.render_value(&value, &ctx))
+            .await?
+    }
+
+    /// [`Renderer::render_json_text`] off the async runtime's threads.
+    pub async fn render_json_text_async(
+        &self,
+        value: &serde_json::Value,
+        ctx: &Context,
+    ) -> Result<serde_json::Value, RenderError> {
+        let (value, ctx) = (value.clone(), ctx.clone());
+        self.off_runtime(move |r| r.render_json_text(&value, &ctx))
+            .await?
     }
 }
 

@@ -196,9 +196,14 @@ pub(crate) fn neg(_state: &State, a: Value) -> Result<Value, Error> {
 /// The longest string or sequence `*` may build.
 const MAX_REPEAT: usize = 100_000_000;
 
+/// The fuel of `bytes` of data, as minijinja charges it (one per 64 bytes).
+fn fuel_for_bytes(bytes: usize) -> u64 {
+    u64::try_from(bytes / 64).unwrap_or(u64::MAX)
+}
+
 /// `a * b`: `timedelta * number` (either order), else minijinja's own
 /// rules (numbers, and strings or sequences repeated).
-pub(crate) fn mul(_state: &State, a: Value, b: Value) -> Result<Value, Error> {
+pub(crate) fn mul(state: &State, a: Value, b: Value) -> Result<Value, Error> {
     if a.is_undefined() || b.is_undefined() {
         return Err(undefined_operand("*", &a, &b));
     }
@@ -250,6 +255,8 @@ pub(crate) fn mul(_state: &State, a: Value, b: Value) -> Result<Value, Error> {
         if s.len().saturating_mul(n) > MAX_REPEAT {
             return Err(invalid("repeated string is too large"));
         }
+        // Paid for before it is built, so fuel bounds memory too.
+        state.consume_fuel(fuel_for_bytes(s.len().saturating_mul(n)))?;
         return Ok(Value::from(s.repeat(n)));
     }
     let seq = |v: &Value| matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable);
@@ -266,6 +273,9 @@ pub(crate) fn mul(_state: &State, a: Value, b: Value) -> Result<Value, Error> {
         if items.len().saturating_mul(n) > MAX_REPEAT {
             return Err(invalid("repeated sequence is too large"));
         }
+        state.consume_fuel(fuel_for_bytes(
+            (items.len() * n).saturating_mul(std::mem::size_of::<Value>()),
+        ))?;
         let mut out = Vec::with_capacity(items.len() * n);
         for _ in 0..n {
             out.extend(items.iter().cloned());

@@ -19,14 +19,29 @@ fn ctx() -> Context {
     Context::for_job(&job, &json!({"realm": "prod"}), &start())
 }
 
+/// The worker's default `RENDER_FUEL`.
+fn default_fuel() -> u64 {
+    crate::config::Config::default()
+        .int("RENDER_FUEL")
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or_else(|| panic!("RENDER_FUEL has a default"))
+}
+
+/// The worker's renderer: every test template must render within the
+/// default fuel.
+fn fueled() -> Renderer {
+    Renderer::with_fuel(Some(default_fuel()))
+}
+
 fn r(template: &str) -> String {
-    Renderer::new()
+    fueled()
         .render_str(template, &ctx())
         .unwrap_or_else(|e| panic!("{template}: {e}"))
 }
 
 fn fails(template: &str) -> String {
-    match Renderer::new().render_str(template, &ctx()) {
+    match fueled().render_str(template, &ctx()) {
         Ok(out) => panic!("{template} rendered {out:?}"),
         Err(e) => e.to_string(),
     }
@@ -517,5 +532,157 @@ fn render_is_fast_and_shareable() {
     assert!(
         per < std::time::Duration::from_millis(1),
         "{per:?} per render"
+    );
+}
+
+/// Templates that would spin for hours without a fuel limit.
+const RUNAWAYS: [&str; 3] = [
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}{% endfor %}{% endfor %}",
+];
+
+/// Renders on its own thread, giving up after a generous bound (a runaway
+/// without fuel never ends: the test must fail, not hang).
+fn render_bounded(renderer: Renderer, template: &'static str) -> Result<String, RenderError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(renderer.render_str(template, &ctx()));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{template} still renders after 60 s"))
+}
+
+#[test]
+fn runaway_templates_run_out_of_fuel() {
+    for template in RUNAWAYS {
+        let err = render_bounded(fueled(), template).expect_err(template);
+        assert!(err.is_out_of_fuel(), "{template}: {err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("ran out of fuel in job demo/job")
+                && text.contains(&format!("RENDER_FUEL is {}", default_fuel())),
+            "{text}"
+        );
+    }
+    // Without a job in the context the message names none.
+    let err = Renderer::with_fuel(Some(1000))
+        .render_str(RUNAWAYS[0], &Context::new())
+        .expect_err("runaway");
+    assert!(
+        err.to_string()
+            .starts_with("Jinja render ran out of fuel (RENDER_FUEL is 1000)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fuel_pays_for_repeated_strings_before_they_are_built() {
+    let small = Renderer::with_fuel(Some(100_000));
+    let err = small
+        .render_str("{{ ('x' * 90000000) | length }}", &ctx())
+        .expect_err("90 MB");
+    assert!(err.is_out_of_fuel(), "{err}");
+    // Not folded at compile time (minijinja's folded repeat is lazy).
+    let err = small
+        .render_str("{% set n = 40000000 %}{{ ([1, 2] * n) | length }}", &ctx())
+        .expect_err("80 million items");
+    assert!(err.is_out_of_fuel(), "{err}");
+    assert_eq!(
+        small
+            .render_str("{{ ('x' * 1000) | length }}", &ctx())
+            .expect("small"),
+        "1000"
+    );
+}
+
+#[test]
+fn other_errors_keep_their_messages_under_fuel() {
+    let err = fueled()
+        .render_str("{{ nope.x }}", &ctx())
+        .expect_err("undefined");
+    assert!(!err.is_out_of_fuel());
+    assert!(
+        err.to_string().starts_with("Jinja render failed: "),
+        "{err}"
+    );
+    // minijinja bounds range() itself, fuel or not.
+    for renderer in [Renderer::new(), fueled()] {
+        let err = renderer
+            .render_str("{% for i in range(100000000) %}{% endfor %}", &ctx())
+            .expect_err("huge range");
+        assert!(
+            err.to_string().contains("range has too many elements"),
+            "{err}"
+        );
+    }
+    assert_eq!(r("{{ range(100000) | length }}"), "100000");
+}
+
+#[test]
+fn ordinary_templates_render_within_the_default_fuel() {
+    let renderer = fueled();
+    let ctx = ctx();
+    for (template, expected) in [
+        ("{{ job.job_id }}@{{ realm.realm }}", "demo/job@prod"),
+        (
+            "{% for i in range(1000) %}{% set x = i * 2 %}{% endfor %}{{ globals.a | lower }}",
+            "tattarrattat",
+        ),
+        (
+            "{% macro f(n) %}{% if n > 0 %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(5) }}",
+            "54321",
+        ),
+        (
+            "{{ (ustart - utils.timedelta(days=1)).isoformat() }}",
+            "2024-04-30T00:00:00+00:00",
+        ),
+    ] {
+        assert_eq!(
+            renderer.render_str(template, &ctx).as_deref(),
+            Ok(expected),
+            "{template}"
+        );
+    }
+    assert_eq!(renderer.fuel(), Some(default_fuel()));
+    assert_eq!(Renderer::new().fuel(), None);
+}
+
+#[tokio::test]
+async fn async_renders_leave_the_runtime_thread_free() {
+    // A current-thread runtime: had the render run on its one thread, the
+    // ticker could not tick until it ended.
+    let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let ticker = {
+        let ticks = Arc::clone(&ticks);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    tokio::task::yield_now().await;
+    let before = ticks.load(std::sync::atomic::Ordering::Relaxed);
+    let renderer = Renderer::with_fuel(Some(default_fuel() * 4));
+    let err = renderer
+        .render_str_async(RUNAWAYS[0], &ctx())
+        .await
+        .expect_err("runaway");
+    let during = ticks.load(std::sync::atomic::Ordering::Relaxed) - before;
+    ticker.abort();
+    assert!(err.is_out_of_fuel(), "{err}");
+    assert!(during >= 3, "the runtime thread was held: {during} ticks");
+    assert_eq!(
+        renderer
+            .render_json_text_async(&json!({"j": "{{ job.job_id }}"}), &ctx())
+            .await,
+        Ok(json!({"j": "demo/job"}))
+    );
+    assert_eq!(
+        renderer
+            .render_value_async(&json!(["{{ 1 + 1 }}"]), &ctx())
+            .await,
+        Ok(json!(["2"]))
     );
 }

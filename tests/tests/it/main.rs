@@ -13,6 +13,7 @@ mod logging;
 mod packaging;
 mod realm;
 mod resilience;
+mod runaway;
 mod sched;
 mod store;
 mod worker;

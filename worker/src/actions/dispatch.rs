@@ -27,11 +27,12 @@ impl Action for Dispatch {
     async fn run(&self, a: &mut ActionContext<'_>) -> Result<(), String> {
         let target = a
             .render(&units::show(a.field("job_id")))
+            .await
             .map_err(|e| format!("Cannot render target job_id - {e}"))?;
         let renderer = &a.services.renderer;
         let parameters = match a.fields.get("parameters") {
             None | Some(Value::Null) => Map::new(),
-            Some(p) => match renderer.render_json_text(p, &a.ctx) {
+            Some(p) => match renderer.render_json_text_async(p, &a.ctx).await {
                 Ok(Value::Object(m)) => m,
                 Ok(_) => return Err("parameters must be a dict".into()),
                 Err(e) => return Err(format!("Cannot render parameters - {e}")),

@@ -26,23 +26,29 @@ impl Action for Event {
 
     async fn run(&self, a: &mut ActionContext<'_>) -> Result<(), String> {
         let realm = &a.services.realm_name;
-        let source = a.rendered("source", format!("lava.{realm}"))?;
-        let detail_type = a.rendered("detail_type", "Lava Job Action".into())?;
-        let detail = detail(a)?;
+        let source = a.rendered("source", format!("lava.{realm}")).await?;
+        let detail_type = a
+            .rendered("detail_type", "Lava Job Action".into())
+            .await?;
+        let detail = detail(a).await?;
         let resources = match a.fields.get("resources") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|item| {
-                    a.render(&units::show(item))
-                        .map_err(|e| format!("Bad resources: {e}"))
-                })
-                .collect::<Result<_, _>>()?,
+            Some(Value::Array(items)) => {
+                let mut resources = Vec::with_capacity(items.len());
+                for item in items {
+                    resources.push(
+                        a.render(&units::show(item))
+                            .await
+                            .map_err(|e| format!("Bad resources: {e}"))?,
+                    );
+                }
+                resources
+            }
             Some(_) => return Err("resources must be a list".into()),
         };
         let bus = match a.fields.get("event_bus") {
             None | Some(Value::Null) => None,
-            Some(_) => Some(a.rendered("event_bus", String::new())?),
+            Some(_) => Some(a.rendered("event_bus", String::new()).await?),
         };
         let event = BusEvent {
             source,
@@ -57,7 +63,7 @@ impl Action for Event {
 
 /// The `detail`: rendered text, a map of rendered strings, or by default the
 /// run's identity and exit status.
-fn detail(a: &ActionContext<'_>) -> Result<Value, String> {
+async fn detail(a: &ActionContext<'_>) -> Result<Value, String> {
     match a.fields.get("detail") {
         None | Some(Value::Null) => {
             // The exit status falls back to `error_data.exit_status`, so
@@ -85,7 +91,9 @@ fn detail(a: &ActionContext<'_>) -> Result<Value, String> {
             Ok(Value::Object(map))
         }
         Some(Value::String(text)) => Ok(Value::String(
-            a.render(text).map_err(|e| format!("Bad detail: {e}"))?,
+            a.render(text)
+                .await
+                .map_err(|e| format!("Bad detail: {e}"))?,
         )),
         Some(Value::Object(map)) => {
             let mut out = Map::new();
@@ -95,6 +103,7 @@ fn detail(a: &ActionContext<'_>) -> Result<Value, String> {
                 };
                 let text = a
                     .render(text)
+                    .await
                     .map_err(|e| format!("Bad detail: {key}: {e}"))?;
                 out.insert(key.clone(), Value::String(text));
             }

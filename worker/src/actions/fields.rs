@@ -49,19 +49,21 @@ impl ActionContext<'_> {
         self.fields.get(key).unwrap_or(&Value::Null)
     }
 
-    /// Renders a template with the action's context.
-    pub(super) fn render(&self, template: &str) -> Result<String, String> {
+    /// Renders a template with the action's context, off the async
+    /// runtime's threads.
+    pub(super) async fn render(&self, template: &str) -> Result<String, String> {
         self.services
             .renderer
-            .render_str(template, &self.ctx)
+            .render_str_async(template, &self.ctx)
+            .await
             .map_err(|e| e.to_string())
     }
 
     /// Renders an optional string field ("Bad <key>: …"), or gives the default.
-    pub(super) fn rendered(&self, key: &str, default: String) -> Result<String, String> {
+    pub(super) async fn rendered(&self, key: &str, default: String) -> Result<String, String> {
         match self.fields.get(key) {
             None | Some(Value::Null) => Ok(default),
-            Some(Value::String(t)) => self.render(t).map_err(|e| format!("Bad {key}: {e}")),
+            Some(Value::String(t)) => self.render(t).await.map_err(|e| format!("Bad {key}: {e}")),
             Some(other) => Err(format!("Bad {key}: {other} is not a string")),
         }
     }

@@ -25,7 +25,7 @@ impl Action for Log {
         let Value::String(message) = a.field("message") else {
             return Err("message must be a string".into());
         };
-        let text = a.render(message)?;
+        let text = a.render(message).await?;
         tracing::info!(event_type = "job", job_id = %a.run.job_id(), run_id = %a.run.run_id(), "{text}");
         Ok(())
     }

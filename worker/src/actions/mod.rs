@@ -59,8 +59,9 @@ impl ActionList {
     }
 }
 
-/// The run an action list belongs to, as actions see it.
-pub trait RunTarget: Send {
+/// The run an action list belongs to, as actions see it (`Sync`, since an
+/// action holds its context across the renders it awaits).
+pub trait RunTarget: Send + Sync {
     /// The job id.
     fn job_id(&self) -> &str;
     /// The run id.

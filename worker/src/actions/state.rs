@@ -26,11 +26,13 @@ impl Action for State {
     async fn run(&self, a: &mut ActionContext<'_>) -> Result<(), String> {
         let state_id = a
             .render(&units::show(a.field("state_id")))
+            .await
             .map_err(|e| format!("Bad state_id: {e}"))?;
         let value = a
             .services
             .renderer
-            .render_json_text(a.field("value"), &a.ctx)
+            .render_json_text_async(a.field("value"), &a.ctx)
+            .await
             .map_err(|e| format!("Bad value: {e}"))?;
         let publisher_template = a
             .fields
@@ -38,6 +40,7 @@ impl Action for State {
             .map_or_else(|| "{{ job.job_id }}".to_string(), units::show);
         let publisher = a
             .render(&publisher_template)
+            .await
             .map_err(|e| format!("Bad publisher: {e}"))?;
         let settings = &a.services.settings;
         let ttl = match a.fields.get("ttl") {

@@ -36,8 +36,8 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     let c = job.common(job.services.settings.cmd_timeout)?;
     let mut words = shell_words(&payload)?;
     words.extend(c.args.iter().cloned());
-    let argv = job.render_words(words, &c)?;
-    let env = job.environment(&c, &[])?;
+    let argv = job.render_words(words, &c).await?;
+    let env = job.environment(&c, &[]).await?;
     let dir = job.run.job_dir;
     let ran = job
         .run_program(Program {

@@ -44,8 +44,9 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     }
     let location = words.remove(0);
     words.extend(c.args.iter().cloned());
-    let args = job.render_words(words, &c)?;
-    let env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &location))])?;
+    let args = job.render_words(words, &c).await?;
+    let env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &location))])
+        .await?;
     let files = download(
         job,
         std::slice::from_ref(&location),

@@ -15,6 +15,7 @@ use super::payload::{download, payload_url};
 use super::program::{Program, program_result, random_suffix, refuse_connections, shell_words};
 use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 use crate::process::{self, Ended, ProcessSpec};
+use crate::workdir;
 
 /// `pkg`.
 pub(super) struct Pkg;
@@ -83,8 +84,9 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
         )));
     }
     words.extend(c.args.iter().cloned());
-    let args = job.render_words(words, &c)?;
-    let base_env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &items[0]))])?;
+    let args = job.render_words(words, &c).await?;
+    let base_env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &items[0]))])
+        .await?;
     let bundles = download(job, &items, &settings.pkg_max_payload_size).await?;
     let mut output = Vec::new();
     for (n, bundle) in bundles.into_iter().flatten().enumerate() {
@@ -106,7 +108,7 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
             std::fs::set_permissions(&program, perms)
         });
         if let Err(e) = made_executable {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = workdir::remove_tree(&dir).await;
             return Err(Failure::new(format!("{}: {e}", program.display())));
         }
         let mut env = base_env.clone();
@@ -130,7 +132,7 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
                 timeout: c.timeout,
             })
             .await;
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = workdir::remove_tree(&dir).await;
         let ran = ran?;
         let failure = ran.failure();
         output.push(ran.entry);
@@ -263,7 +265,9 @@ async fn unpack(
             match process::run(&spec, job.cancel).await {
                 Ok(Ended::Exited(0)) => Ok(spec.capture.map(|(out, _)| out)),
                 Ok(Ended::Exited(code)) => {
-                    let text = std::fs::read_to_string(&errors).unwrap_or_default();
+                    let text = tokio::fs::read_to_string(&errors)
+                        .await
+                        .unwrap_or_default();
                     Err(Some(format!("exit status {code}: {}", text.trim())))
                 }
                 Ok(Ended::Interrupted) => Err(None),
@@ -278,15 +282,17 @@ async fn unpack(
     let stopped_or = |e: Option<String>| e.map_or_else(Failure::stopped, failure);
 
     let listing = step(archive.list(&file), "list").await.map_err(stopped_or)?;
-    let listed = match listing.map(std::fs::File::open).transpose() {
-        Ok(listed) => listed,
-        Err(e) => return Err(failure(format!("cannot read its listing: {e}"))),
-    };
+    // A listing may be long: read on a blocking thread.
+    let size = tokio::task::spawn_blocking(move || match listing {
+        Some(path) => std::fs::File::open(path)
+            .map(|file| archive.unpacked_size(std::io::BufReader::new(file))),
+        None => Ok(archive.unpacked_size(std::io::empty())),
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|read| read)
+    .map_err(|e| failure(format!("cannot read its listing: {e}")))?;
     let limit = &job.services.settings.pkg_max_unpacked_size;
-    let size = match listed {
-        Some(file) => archive.unpacked_size(std::io::BufReader::new(file)),
-        None => archive.unpacked_size(std::io::empty()),
-    };
     match size {
         Some(size) if size > limit.value.0 => {
             return Err(failure(format!(
@@ -301,7 +307,13 @@ async fn unpack(
     step(archive.unpack(&file, &target), "unpack")
         .await
         .map_err(stopped_or)?;
-    drop_set_id_bits(dir).map_err(|e| failure(format!("cannot clear setuid/setgid bits: {e}")))
+    // A walk of the whole unpacked tree: on a blocking thread.
+    let root = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || drop_set_id_bits(&root))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|walked| walked)
+        .map_err(|e| failure(format!("cannot clear setuid/setgid bits: {e}")))
 }
 
 /// Clears the setuid and setgid bits of everything unpacked below `dir`

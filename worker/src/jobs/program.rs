@@ -127,8 +127,9 @@ impl JobContext<'_> {
         })
     }
 
-    /// Renders each word separately when `jinja` is on ("Bad payload: …").
-    pub(super) fn render_words(
+    /// Renders each word separately when `jinja` is on ("Bad payload: …"),
+    /// off the async runtime's threads.
+    pub(super) async fn render_words(
         &self,
         words: Vec<String>,
         c: &Common,
@@ -136,20 +137,24 @@ impl JobContext<'_> {
         if !c.jinja {
             return Ok(words);
         }
-        words
-            .iter()
-            .map(|word| {
-                self.services
-                    .renderer
-                    .render_str(word, &c.ctx)
-                    .map_err(|e| Failure::new(format!("Bad payload: {e}")))
+        let ctx = c.ctx.clone();
+        self.services
+            .renderer
+            .off_runtime(move |r| {
+                words
+                    .iter()
+                    .map(|word| r.render_str(word, &ctx))
+                    .collect::<Result<Vec<_>, _>>()
             })
-            .collect()
+            .await
+            .and_then(|words| words)
+            .map_err(|e| Failure::new(format!("Bad payload: {e}")))
     }
 
-    /// The payload's environment: the worker's own, the rendered `env`, then
-    /// `extra`, then the `LAVA_*` variables of the run.
-    pub(super) fn environment(
+    /// The payload's environment: the worker's own, the rendered `env`
+    /// (rendered off the async runtime's threads), then `extra`, then the
+    /// `LAVA_*` variables of the run.
+    pub(super) async fn environment(
         &self,
         c: &Common,
         extra: &[(&str, String)],
@@ -170,7 +175,8 @@ impl JobContext<'_> {
             let text = if c.jinja {
                 self.services
                     .renderer
-                    .render_str(text, &c.ctx)
+                    .render_str_async(text, &c.ctx)
+                    .await
                     .map_err(|e| Failure::new(format!("Bad environment variable: {name}: {e}")))?
             } else {
                 // Kept, unrendered (the original drops `env` when `jinja`

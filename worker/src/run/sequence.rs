@@ -121,7 +121,11 @@ pub(super) async fn run(
     // event_log.
     if let Some(event_log) = run.job.field("event_log").cloned() {
         let ctx = run.context(services);
-        let info = match services.renderer.render_json_text(&event_log, &ctx) {
+        let info = match services
+            .renderer
+            .render_json_text_async(&event_log, &ctx)
+            .await
+        {
             Ok(v) => v,
             Err(e) => Value::String(format!("Error: Bad event_log: {e}")),
         };
@@ -136,7 +140,8 @@ pub(super) async fn run(
     if let Enabled::Template(template) = run.job.enabled() {
         let rendered = match services
             .renderer
-            .render_str(&template, &run.context(services))
+            .render_str_async(&template, &run.context(services))
+            .await
         {
             Ok(r) => r.trim().to_lowercase(),
             Err(e) => return reject(events, &format!("Bad enabled: {e}")).await,
@@ -173,7 +178,7 @@ pub(super) async fn run(
         }
     }
     let end = attempts::run(w, job_type, &mut run, events, cancel, limit, delay).await;
-    if let Err(e) = std::fs::remove_dir_all(&run.job_dir) {
+    if let Err(e) = workdir::remove_tree(&run.job_dir).await {
         tracing::warn!("cannot remove {}: {e}", run.job_dir.display());
     }
     end
