@@ -6,6 +6,7 @@
 //! and [`clients::ActionClients`].
 
 pub mod actions;
+pub mod cgroup;
 pub mod cli;
 pub mod clients;
 pub mod daemon;
