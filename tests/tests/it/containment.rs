@@ -116,16 +116,19 @@ impl Drop for TestCgroup {
 }
 
 /// The payload starts a stray that leaves its group and clears
-/// `LAVA_RUN_ID` (the stray writes its own pid), and exits 0 once the stray
-/// is on its own.
+/// `LAVA_RUN_ID` (the stray writes its own pid), then, once the stray is on
+/// its own, does `$THEN`.
 const ESCAPER: &str = r#"#!/bin/sh
 env -u LAVA_RUN_ID setsid sh -c 'echo $$ > "$0.tmp"; mv "$0.tmp" "$0"; exec sleep 300' "$STRAY" >/dev/null 2>&1 &
 while [ ! -s "$STRAY" ]; do sleep 0.05; done
-exit 0
+eval "$THEN"
 "#;
 
-#[tokio::test]
-async fn in_a_delegated_cgroup_nothing_of_a_run_survives_it() {
+/// Runs the escaper (its payload ending with `then`, within `timeout`) on
+/// a worker started in a cgroup of its own, until the run's log holds
+/// `status`; checks that nothing of the run is left and that the worker
+/// kept to its own leaf. Returns the run's log.
+async fn escape(then: &str, timeout: &str, status: &str) -> Vec<serde_json::Value> {
     let cgroup = TestCgroup::new();
     let t = TestRealm::new(&["core"]).await;
     let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -136,21 +139,28 @@ async fn in_a_delegated_cgroup_nothing_of_a_run_survives_it() {
         "job_id": "escaper", "type": "cmd", "worker": "core",
         "payload": format!("sh {}", script.display()),
         "enabled": true, "owner": "tests", "description": "a payload whose stray hides",
-        "parameters": {"env": {"STRAY": stray.display().to_string()}}
+        "parameters": {"timeout": timeout,
+                       "env": {"STRAY": stray.display().to_string(), "THEN": then}}
     }))
     .await;
     let run_id = t.dispatch_job("escaper", &[]).await;
 
-    let mut worker = Background::start(cgroup.command(&t.worker("core")));
+    let mut cmd = t.worker("core");
+    cmd.env("LAVA_KILL_GRACE", "1s");
+    let mut worker = Background::start(cgroup.command(&cmd));
     let stray_pid = procs::read_pids(&stray, 1).await[0];
-    wait_for("the run to complete", Duration::from_secs(120), || async {
-        t.statuses("escaper", &run_id)
-            .await
-            .contains(&"complete".to_string())
-            .then_some(())
-    })
+    wait_for(
+        &format!("the run to be {status}"),
+        Duration::from_secs(120),
+        || async {
+            t.statuses("escaper", &run_id)
+                .await
+                .contains(&status.to_string())
+                .then_some(())
+        },
+    )
     .await;
-    t.assert_statuses("escaper", &run_id, &["starting", "running", "complete"])
+    t.assert_statuses("escaper", &run_id, &["starting", "running", status])
         .await;
 
     procs::wait_all_dead("the stray that hid from its run to die", &[stray_pid]).await;
@@ -185,5 +195,21 @@ async fn in_a_delegated_cgroup_nothing_of_a_run_survives_it() {
         worker.log().contains("a cgroup v2 leaf per run"),
         "{}",
         worker.log()
+    );
+    t.log("escaper", &run_id).await
+}
+
+#[tokio::test]
+async fn in_a_delegated_cgroup_nothing_of_a_run_survives_it() {
+    escape("exit 0", "10m", "complete").await;
+}
+
+#[tokio::test]
+async fn in_a_delegated_cgroup_a_timeout_leaves_nothing_either() {
+    let log = escape("exec sleep 300", "2s", "failed").await;
+    assert_eq!(
+        log[2]["info"]["error"],
+        json!("Timed out after 2.0 seconds"),
+        "{log:?}"
     );
 }
