@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cgroup;
 use crate::cli::Args;
 use crate::clients::ActionClients;
 use crate::events::Identity;
@@ -120,6 +121,8 @@ pub async fn run(args: Args) -> u8 {
     if args.threads == 0 {
         return fail(exit::USAGE, "--threads must be at least 1");
     }
+    // A cgroup leaf per run when the worker's cgroup is delegated to it.
+    cgroup::init();
     let spec = match BackendSpec::parse(&args.common.backend) {
         Ok(s) => s,
         Err(e) => return fail(exit::USAGE, e),

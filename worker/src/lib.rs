@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod capture;
+pub mod cgroup;
 pub mod cli;
 pub mod clients;
 pub mod daemon;

@@ -5,7 +5,8 @@
 //! so no background child survives the run. A
 //! payload that left the group with `setsid` is found by the `LAVA_RUN_ID`
 //! in its environment and killed too; the worker is a child subreaper and
-//! reaps the orphans it inherits.
+//! reaps the orphans it inherits. In a delegated cgroup the payload also
+//! runs in a cgroup leaf of its own, emptied when it ends ([`crate::cgroup`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::capture;
+use crate::cgroup;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -103,6 +105,15 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
             "empty command",
         ));
     };
+    // A leaf of its own in a delegated cgroup; the guard kills and removes
+    // it on every path, even a panic.
+    let leaf = match cgroup::delegation() {
+        Some(d) => Some(
+            d.leaf(spec.env.get("LAVA_RUN_ID").map(String::as_str))
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -114,6 +125,9 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
     if let Some((out, err)) = &spec.capture {
         cmd.stdout(capture::create(out)?)
             .stderr(capture::create(err)?);
+    }
+    if let Some(leaf) = &leaf {
+        leaf.enter_on_spawn(&mut cmd);
     }
     // Registered, so the orphan reaper never takes this child's zombie.
     let (mut child, _registration) = children::spawn(&mut cmd)?;
@@ -150,6 +164,9 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
         signal_group(pgid, Signal::SIGKILL);
     }
     let _ = child.wait().await;
+    if let Some(leaf) = leaf {
+        leaf.remove().await;
+    }
     if let Some(run_id) = run_id {
         kill_run(run_id).await;
     }

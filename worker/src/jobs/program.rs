@@ -255,7 +255,12 @@ impl JobContext<'_> {
         let stderr = if dev || timeout_error.is_some() {
             None
         } else {
-            read_excerpt(&err_path, self.services.settings.stderr_size)
+            // `STDERR_SIZE` may be large: read on a blocking thread.
+            let size = self.services.settings.stderr_size;
+            tokio::task::spawn_blocking(move || read_excerpt(&err_path, size))
+                .await
+                .ok()
+                .flatten()
         };
         Ok(Ran {
             status,
