@@ -468,3 +468,70 @@ async fn batch_exits_zero_on_an_empty_queue() {
     let out = lava_tests::output(t.worker("core").arg("--batch")).await;
     assert_eq!(out.status.code(), Some(0), "{}", lava_tests::stderr(&out));
 }
+
+/// A run whose lease was taken over while its payload ran cannot write its
+/// final entry: it ends with no outcome, and its post-job actions do not
+/// run (they would run a second time when the run is run again).
+#[tokio::test]
+async fn a_run_that_cannot_record_its_end_runs_no_actions() {
+    use lava_common::store::{Key, Table};
+    let t = TestRealm::new(&["core"]).await;
+    let s = Scratch::new();
+    let (started, go) = (s.path("started"), s.path("go"));
+    let mut stolen = job(
+        "stolen",
+        &format!("sh -c 'touch {started}; while [ ! -e {go} ]; do sleep 0.1; done'"),
+        json!({}),
+    );
+    stolen["on_success"] = json!([{"action": "log", "message": "SUCCESS-ACTION-RAN"}]);
+    stolen["on_fail"] = json!([{"action": "log", "message": "FAIL-ACTION-RAN"}]);
+    t.put_job(stolen).await;
+    let run_id = t.dispatch_job("stolen", &[]).await;
+    // No renewal during the run: only the final write finds the thief.
+    let mut worker = start_worker(&t, &[], &[("LAVA_VISIBILITY_KEEPALIVE", "60s")]);
+    wait_for("the payload to start", Duration::from_secs(60), || {
+        let there = Path::new(&started).exists();
+        async move { there.then_some(()) }
+    })
+    .await;
+    let key = Key::with_sort("stolen", run_id.as_str());
+    let mut item = t
+        .backend
+        .tables
+        .get(&t.name, Table::Events, &key, true)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no events item for the running run"));
+    let expires = chrono::Utc::now().timestamp() + 3600;
+    item.insert(
+        "lease".into(),
+        json!({"owner": "thief", "expires": expires}),
+    );
+    t.backend
+        .tables
+        .put(&t.name, Table::Events, &item)
+        .await
+        .unwrap_or_else(|e| panic!("put: {e}"));
+    std::fs::write(&go, "").unwrap_or_else(|e| panic!("{e}"));
+    wait_for(
+        "the worker to find its lease gone",
+        Duration::from_secs(60),
+        || {
+            let log = worker.log();
+            async move { log.contains("lease was lost").then_some(()) }
+        },
+    )
+    .await;
+    assert!(worker.stop().await.success(), "{}", worker.log());
+    let log = worker.log();
+    assert!(
+        !log.contains("SUCCESS-ACTION-RAN") && !log.contains("FAIL-ACTION-RAN"),
+        "an action ran for a run whose end was not recorded:\n{log}"
+    );
+    assert_eq!(
+        statuses(&t.log("stolen", &run_id).await),
+        vec!["starting", "running"],
+        "{log}"
+    );
+}

@@ -294,6 +294,19 @@ async fn check_lease_with_first_entry(b: &Backend, realm: &str) {
         Ok(None),
         "a retry by the holder does not append again"
     );
+    assert_eq!(
+        t.acquire_lease(
+            realm,
+            "job/a",
+            "run-2",
+            &lease("w1", 2000),
+            1500,
+            Some(&on("run-2", "starting"))
+        )
+        .await,
+        Ok(None),
+        "nor when its own lease has lapsed meanwhile"
+    );
     // Expired: another worker starts the run again, after the first entries.
     let again = t
         .acquire_lease(

@@ -110,10 +110,12 @@ pub(super) async fn admit(
     let checked = check(w, &job_id, &run_id, parsed, lookup);
 
     // A run that passes every check that needs no log starts in the write
-    // that takes its lease (one request less per run); a run that will be
-    // rejected or skipped takes the lease alone, as its entry follows.
+    // that takes its lease (one request less per run). A run that will be
+    // rejected or skipped, or a message received before (its run may be
+    // over its retry budget, which only the log tells), takes the lease
+    // alone, and its entry follows.
     let starting = match &checked {
-        Ok(c) if c.job.enabled() != Enabled::Static(false) => {
+        Ok(c) if c.job.enabled() != Enabled::Static(false) && msg.receive_count <= 1 => {
             match events.prepare(Status::Starting, Value::Null, Mark::Entry) {
                 Ok(prepared) => Some(prepared),
                 Err(e) => {

@@ -63,8 +63,19 @@ pub(super) async fn take(
             .get(realm, Table::Events, &Key::with_sort(job_id, run_id), true)
             .await?;
         match refused_because(item.as_ref(), &hold.owner, now + 1) {
+            // An earlier try of this taking landed (its reply was lost), its
+            // entry with it; the lease may have lapsed since: take it again
+            // without the entry.
+            Some(Taken::Run(_)) if first.is_some() => {
+                if let Some(item) = tables
+                    .acquire_lease(realm, job_id, run_id, &lease, now + 1, None)
+                    .await?
+                {
+                    return Ok(found(&item));
+                }
+            }
             Some(taken) => return Ok(taken),
-            None => continue,
+            None => {}
         }
     }
     Ok(Taken::Held)

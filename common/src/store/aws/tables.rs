@@ -363,14 +363,12 @@ impl Tables for AwsTables {
         first: Option<&EventWrite>,
     ) -> Result<Option<Item>, StoreError> {
         let name = Table::Events.name(realm);
-        let mut request = match first {
-            None => self.owned_lease_update(&name, job_id, run_id, lease),
-            Some(_) => self.lease_update(&name, job_id, run_id, lease),
-        }
-        .expression_attribute_names("#final", FINAL_STATUS)
-        .expression_attribute_names("#expires", "expires")
-        .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-        .return_values(ReturnValue::AllNew);
+        let mut request = self
+            .owned_lease_update(&name, job_id, run_id, lease)
+            .expression_attribute_names("#final", FINAL_STATUS)
+            .expression_attribute_names("#expires", "expires")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .return_values(ReturnValue::AllNew);
         request = match first {
             None => request
                 .update_expression("SET #lease = :lease")
@@ -406,7 +404,8 @@ impl Tables for AwsTables {
                     .update_expression(format!("SET {}", sets.join(", ")))
                     .condition_expression(format!(
                         "attribute_not_exists(#final) \
-                         AND (attribute_not_exists(#lease) OR #lease.#expires < :now) \
+                         AND (attribute_not_exists(#lease) \
+                              OR (#lease.#expires < :now AND #lease.#owner <> :owner)) \
                          AND (attribute_not_exists(#status) OR NOT (#status IN ({})))",
                         finals.join(", ")
                     ))

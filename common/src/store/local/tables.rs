@@ -509,17 +509,23 @@ impl Tables for LocalTables {
                             .and_then(Value::as_str)
                             .is_some_and(|s| Status::FINAL_NAMES.contains(&s)))
             });
-            // Absent, expired by `now`, or already ours (but not when an
-            // entry comes with it: a retry must not append it twice).
+            // Absent, expired by `now`, or already ours; when an entry comes
+            // with it, never one already ours, even expired: a retry must
+            // not append the entry twice.
             let free = match existing.as_ref().and_then(|i| i.get("lease")) {
                 None => true,
                 Some(held) => {
-                    held.get("expires")
+                    let expired = held
+                        .get("expires")
                         .and_then(Value::as_f64)
-                        .is_some_and(|e| e < now as f64)
-                        || (first.is_none()
-                            && held.get("owner").and_then(Value::as_str)
-                                == Some(lease.owner.as_str()))
+                        .is_some_and(|e| e < now as f64);
+                    let ours =
+                        held.get("owner").and_then(Value::as_str) == Some(lease.owner.as_str());
+                    if first.is_some() {
+                        expired && !ours
+                    } else {
+                        expired || ours
+                    }
                 }
             };
             if finished || !free {
