@@ -110,6 +110,9 @@ class Counting:
         class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             daemon_threads = True
 
+            def handle_error(self, request, client_address):
+                pass  # a worker stopped mid-request (a long poll): not ours to report
+
         self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -129,24 +132,47 @@ def queue_empty(sqs, url):
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
 
 
+def recorded(ddb, realm, run_ids):
+    """How many of the runs have their final `complete` entry."""
+    done = 0
+    for run_id in run_ids:
+        item = ddb.get_item(TableName=f"lava.{realm}.events", ConsistentRead=True,
+                            Key={"job_id": {"S": "bench/true"}, "run_id": {"S": run_id}}).get("Item", {})
+        log = item.get("log", {}).get("L", [])
+        done += any(e["M"]["status"]["S"] == "complete" for e in log)
+    return done
+
+
 def measure(name, argv, env, moto, sqs, url, proxy, n, realm):
     """Starts a worker, lets it settle, dispatches n trivial runs, waits for
-    the queue to drain and the runs to be recorded; returns the figures."""
+    the queue to drain and every run's `complete` entry (the original
+    writes its events after deleting the message); returns the figures."""
+    ddb = boto3.client("dynamodb", endpoint_url=moto.url)
     worker = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(8)
         proxy.take()
         cpu_before, moto_before = proc_cpu(worker.pid), moto.cpu_seconds()
+        run_ids = []
         for i in range(0, n, 100):
-            subprocess.run([bin_path("lava-dispatch"), "-r", realm, "-w", "core", "--level", "warning"]
-                           + ["bench/true"] * min(100, n - i), check=True, stdout=subprocess.DEVNULL)
+            out = subprocess.run([bin_path("lava-dispatch"), "-r", realm, "-w", "core", "--level", "warning"]
+                                 + ["bench/true"] * min(100, n - i), check=True, stdout=subprocess.PIPE,
+                                 text=True).stdout
+            run_ids += [line.split()[-1] for line in out.splitlines() if line.strip()]
         start = time.perf_counter()
         while not queue_empty(sqs, url):
+            time.sleep(0.1)
+        # Event writes go in order: once the last run is recorded, all are
+        # (checked once after the figures are taken).
+        while recorded(ddb, realm, run_ids[-1:]) < 1:
             time.sleep(0.1)
         wall = time.perf_counter() - start
         cpu = proc_cpu(worker.pid) - cpu_before
         moto_cpu = moto.cpu_seconds() - moto_before
         counts = proxy.take()
+        missing = n - recorded(ddb, realm, run_ids)
+        if missing:
+            sys.exit(f"{name}: {missing} of {n} runs have no complete entry")
     finally:
         worker.send_signal(signal.SIGTERM)
         try:

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lava_common::children;
@@ -220,15 +221,45 @@ async fn kill_run(run_id: &str) {
 }
 
 /// Live processes (not zombies, not this one) whose environment holds
-/// `LAVA_RUN_ID=<run_id>`.
+/// `LAVA_RUN_ID=<run_id>`, among this worker's descendants: a child
+/// subreaper inherits every orphan of its payloads, so whatever a run left
+/// behind is one of them. Where the kernel cannot list children, or the
+/// worker is no subreaper, every process on the host is looked at.
 pub fn processes_of_run(run_id: &str) -> Vec<i32> {
+    let candidates = if SUBREAPER.load(Ordering::Relaxed) {
+        descendants()
+    } else {
+        None
+    };
+    matching_run(run_id, candidates.unwrap_or_else(all_processes))
+}
+
+/// [`processes_of_run`] over every process on the host: what a dead
+/// worker left of a run is nobody's descendant here.
+pub fn processes_of_run_anywhere(run_id: &str) -> Vec<i32> {
+    matching_run(run_id, all_processes())
+}
+
+/// SIGKILLs, on a blocking thread, the processes of a run that ran here
+/// before under a worker that is gone; returns how many there were.
+pub async fn kill_leftovers_of(run_id: &str) -> usize {
+    let run_id = run_id.to_string();
+    tokio::task::spawn_blocking(move || {
+        let pids = processes_of_run_anywhere(&run_id);
+        for pid in &pids {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        pids.len()
+    })
+    .await
+    .unwrap_or(0)
+}
+
+fn matching_run(run_id: &str, candidates: Vec<u32>) -> Vec<i32> {
     let wanted = format!("LAVA_RUN_ID={run_id}");
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    candidates
+        .into_iter()
         .filter(|pid| *pid != me)
         .filter(|pid| {
             // A zombie's environment reads empty; an unreadable one is not ours.
@@ -237,6 +268,52 @@ pub fn processes_of_run(run_id: &str) -> Vec<i32> {
         })
         .filter_map(|pid| i32::try_from(pid).ok())
         .collect()
+}
+
+/// Every process id on the host.
+fn all_processes() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .collect()
+}
+
+/// The children of a process, from each of its threads' `children` file
+/// (`None` when the kernel does not provide them).
+fn children_of(pid: &str) -> Option<Vec<u32>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut children = Vec::new();
+    for task in tasks.flatten() {
+        match std::fs::read_to_string(task.path().join("children")) {
+            Ok(text) => children.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            ),
+            // No such file in a thread that still exists: this kernel lists
+            // no children. (A thread that ended meanwhile has none.)
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && task.path().exists() => {
+                return None;
+            }
+            Err(_) => {}
+        }
+    }
+    Some(children)
+}
+
+/// This process's descendants, walked down from its own children: far
+/// cheaper than reading every process on a busy host.
+fn descendants() -> Option<Vec<u32>> {
+    let mut found = children_of("self")?;
+    let mut next = 0;
+    while next < found.len() {
+        // A process that exited meanwhile has no children to add.
+        let more = children_of(&found[next].to_string()).unwrap_or_default();
+        found.extend(more);
+        next += 1;
+    }
+    Some(found)
 }
 
 /// State letter and parent pid of a process, from `/proc/<pid>/stat`.
@@ -253,18 +330,23 @@ fn stat_of(pid: u32) -> Option<(char, u32)> {
 /// Makes this process the child subreaper of its descendants, so orphans
 /// (double-forked daemons of payloads) are reparented to it, not to init.
 pub fn become_subreaper() -> nix::Result<()> {
-    nix::sys::prctl::set_child_subreaper(true)
+    nix::sys::prctl::set_child_subreaper(true)?;
+    SUBREAPER.store(true, Ordering::Relaxed);
+    Ok(())
 }
+
+/// Set once this process is a child subreaper: every descendant of a
+/// payload stays a descendant of the worker.
+static SUBREAPER: AtomicBool = AtomicBool::new(false);
 
 /// Reaps zombie children that no `tokio::process::Child` waits for (orphans
 /// this subreaper inherited); returns how many. Never `waitpid(-1)`.
 pub fn reap_orphans() -> usize {
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let zombies: Vec<u32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    // Only this process's children can be its zombies.
+    let candidates = children_of("self").unwrap_or_else(all_processes);
+    let zombies: Vec<u32> = candidates
+        .into_iter()
         .filter(|pid| stat_of(*pid).is_some_and(|(state, ppid)| state == 'Z' && ppid == me))
         .collect();
     if zombies.is_empty() {
@@ -391,5 +473,34 @@ mod tests {
             t2.deadline();
         });
         assert_eq!(run(&s, &token).await.ok(), Some(Ended::Interrupted));
+    }
+
+    #[test]
+    fn descendants_are_found_down_the_tree_and_by_their_run() {
+        // A child whose own child left its session: both are descendants.
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "setsid sleep 30 & echo $! ; wait"])
+            .env("LAVA_RUN_ID", "run-under-test")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn: {e}"));
+        let mut line = String::new();
+        if let Some(out) = child.stdout.as_mut() {
+            use std::io::BufRead;
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        }
+        let grandchild: u32 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no pid: {line:?}"));
+        let found = descendants().unwrap_or_else(|| panic!("this kernel lists no children"));
+        assert!(found.contains(&child.id()), "{found:?}");
+        assert!(found.contains(&grandchild), "{found:?}");
+        let of_run = matching_run("run-under-test", found);
+        assert!(of_run.contains(&(grandchild as i32)), "{of_run:?}");
+        assert!(processes_of_run_anywhere("run-under-test").contains(&(grandchild as i32)));
+        let _ = kill(Pid::from_raw(grandchild as i32), Signal::SIGKILL);
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

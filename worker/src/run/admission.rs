@@ -177,6 +177,18 @@ pub(super) async fn admit(
         return Err(reject(&mut events, &format!("{prefix}: max_tries exceeded")).await);
     }
 
+    // A run that ran here before under a worker that is gone may have left
+    // processes behind (no worker of this one's descends from them).
+    if log
+        .iter()
+        .any(|e| e.get("status").and_then(Value::as_str) == Some("running"))
+    {
+        let killed = crate::process::kill_leftovers_of(&run_id).await;
+        if killed > 0 {
+            tracing::warn!("{prefix}: killed {killed} process(es) left by an earlier attempt");
+        }
+    }
+
     let started = starting.map(|(_, at)| at);
     let run = Run {
         s3tmp,
