@@ -1,5 +1,5 @@
 //! Which engine backs each seam, and building a seam from its engine. Each
-//! seam (tables, queue, objects, event bus) is chosen and constructed on its
+//! seam (tables, queue, objects, event bus, secrets) is chosen and constructed on its
 //! own; engines that several seams share (one AWS SDK configuration, one
 //! opened local directory) are set up once, on first use, by a
 //! [`Connector`]. A new engine is a module implementing the seam traits, a
@@ -12,17 +12,19 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use tokio::sync::{Mutex, OnceCell};
 
-use super::aws::{self, AwsBus, AwsObjects, AwsQueue, AwsTables};
-use super::local::{self, LocalBus, LocalStore};
-use super::{BackendSpec, EventBus, Objects, Queue, StoreError, Tables};
+use super::aws::{self, AwsBus, AwsObjects, AwsQueue, AwsSecrets, AwsTables};
+use super::local::{self, LocalBus, LocalSecrets, LocalStore};
+use super::{BackendSpec, EventBus, Objects, Queue, Secrets, StoreError, Tables};
 
 /// The implementation behind one seam.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Engine {
-    /// The AWS service for the seam: DynamoDB, SQS, S3 or EventBridge.
+    /// The AWS service for the seam: DynamoDB, SQS, S3, EventBridge, or SSM
+    /// and Secrets Manager.
     Aws,
     /// The embedded engine rooted at a directory: SQLite `<DIR>/lava.db` for
-    /// tables and queue, files under `<DIR>/objects`, `<DIR>/events.jsonl`.
+    /// tables and queue, files under `<DIR>/objects`, `<DIR>/events.jsonl`,
+    /// files under `<DIR>/secrets`.
     Local(PathBuf),
 }
 
@@ -37,6 +39,8 @@ pub struct Seams {
     pub objects: Engine,
     /// Events of the `event` action.
     pub bus: Engine,
+    /// SSM parameters and Secrets Manager secrets named by connections.
+    pub secrets: Engine,
 }
 
 impl Seams {
@@ -46,7 +50,8 @@ impl Seams {
             tables: engine.clone(),
             queue: engine.clone(),
             objects: engine.clone(),
-            bus: engine,
+            bus: engine.clone(),
+            secrets: engine,
         }
     }
 }
@@ -148,6 +153,15 @@ impl Connector {
             Engine::Local(dir) => Arc::new(LocalBus::new(dir)),
         })
     }
+
+    /// The secrets seam on `engine`: SSM and Secrets Manager, or files under
+    /// `<DIR>/secrets` (the database is not opened).
+    pub async fn secrets(&self, engine: &Engine) -> Arc<dyn Secrets> {
+        match engine {
+            Engine::Aws => Arc::new(AwsSecrets::new(self.aws_config().await)),
+            Engine::Local(dir) => Arc::new(LocalSecrets::new(dir)),
+        }
+    }
 }
 
 /// The event bus of a backend given on the command line (`aws` or
@@ -157,6 +171,13 @@ pub async fn connect_bus(
     profile: Option<&str>,
 ) -> Result<Arc<dyn EventBus>, StoreError> {
     Connector::new(profile).bus(&Seams::from(spec).bus).await
+}
+
+/// The secrets seam of a backend given on the command line, on its own.
+pub async fn connect_secrets(spec: &BackendSpec, profile: Option<&str>) -> Arc<dyn Secrets> {
+    Connector::new(profile)
+        .secrets(&Seams::from(spec).secrets)
+        .await
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The three storage seams lava runs on — tables, queue, objects — as small
-//! traits (plus the event bus of the `event` action), and the choice of the
+//! traits (plus the event bus of the `event` action and the secrets that
+//! connections name), and the choice of the
 //! engine that implements each. Everything above the seams is written once
 //! for every engine.
 
@@ -9,9 +10,11 @@ pub mod engine;
 mod files;
 pub mod item;
 pub mod local;
+pub mod secrets;
 
 pub use backend::{Backend, BackendSpec};
-pub use engine::{Connector, Engine, Seams, connect_bus};
+pub use engine::{Connector, Engine, Seams, connect_bus, connect_secrets};
+pub use secrets::{ParameterCache, SecretValue, Secrets};
 
 use std::path::Path;
 
@@ -32,6 +35,9 @@ pub enum StoreError {
     /// The object does not exist.
     #[error("object {0} not found")]
     ObjectNotFound(String),
+    /// The SSM parameter or Secrets Manager secret does not exist.
+    #[error("{0}: not found")]
+    SecretNotFound(String),
     /// A conditional write did not hold.
     #[error("condition failed: {0}")]
     ConditionFailed(String),

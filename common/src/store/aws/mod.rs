@@ -6,11 +6,13 @@ pub mod attr;
 mod bus;
 mod objects;
 mod queue;
+mod secrets;
 mod tables;
 
 pub use bus::AwsBus;
 pub use objects::{AwsObjects, MIN_PART_SIZE, Multipart};
 pub use queue::AwsQueue;
+pub use secrets::AwsSecrets;
 pub use tables::AwsTables;
 
 use std::time::Duration;

@@ -15,6 +15,7 @@ mod bus;
 mod db;
 mod objects;
 mod queue;
+mod secrets;
 mod tables;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 pub use bus::LocalBus;
 pub use objects::LocalObjects;
 pub use queue::LocalQueue;
+pub use secrets::LocalSecrets;
 pub use tables::LocalTables;
 
 use super::StoreError;
