@@ -1,6 +1,8 @@
-//! `lava-realm`: create a realm on a backend, and import or export its
-//! realm, job, connection and s3trigger items as JSON or YAML, so a realm's
-//! configuration can live in version control.
+//! `lava-realm`: create a realm on a backend, import or export its realm,
+//! job, connection and s3trigger items as JSON or YAML, so a realm's
+//! configuration can live in version control, and manage the secrets its
+//! connections name (SSM parameters, Secrets Manager secrets; files under
+//! `<DIR>/secrets` on the local backend).
 
 use std::io::Read;
 
@@ -9,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use lava_common::cli::CommonArgs;
 use lava_common::document::RealmDocument;
 use lava_common::provision::{self, RealmSetup};
-use lava_common::store::{Backend, BackendSpec, Index, Key, Table};
+use lava_common::store::{Backend, BackendSpec, Index, Key, Secrets, Table, connect_secrets};
 
 /// The default `--tag`.
 pub const TAG: &str = "lava-realm";
@@ -71,6 +73,45 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
+    /// Manage the secrets connections name: SSM parameters, or Secrets
+    /// Manager secrets with --secrets-manager (on the local backend, files
+    /// under <DIR>/secrets and <DIR>/secrets/sm).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+/// `lava-realm secret` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret. The value is read from stdin (one trailing newline
+    /// dropped), never from the command line, where `ps` would show it.
+    /// SSM parameters are written as SecureString.
+    Put {
+        /// Full SSM parameter name (e.g. /lava/<realm>/db-password) or Secrets Manager id.
+        name: String,
+        /// A Secrets Manager secret instead of an SSM parameter.
+        #[arg(long)]
+        secrets_manager: bool,
+        /// KMS key for an SSM SecureString (default: the account's SSM key).
+        #[arg(long)]
+        kms_key: Option<String>,
+    },
+    /// Print a secret's value.
+    Get {
+        /// Full SSM parameter name or Secrets Manager id.
+        name: String,
+        /// A Secrets Manager secret instead of an SSM parameter.
+        #[arg(long)]
+        secrets_manager: bool,
+    },
+    /// List secret names, one a line.
+    List {
+        /// Only names starting with this (default /lava/<realm>/).
+        prefix: Option<String>,
+        /// Secrets Manager secrets instead of SSM parameters.
+        #[arg(long)]
+        secrets_manager: bool,
+    },
 }
 
 /// A usage problem clap cannot see (a missing realm): exit status 2, as
@@ -97,6 +138,10 @@ pub async fn run(args: Args) -> Result<()> {
     };
     args.common.init_logging()?;
     let spec = BackendSpec::parse(&args.common.backend)?;
+    if let Command::Secret(command) = args.command {
+        let secrets = connect_secrets(&spec, args.common.profile.as_deref()).await;
+        return secret(secrets.as_ref(), &realm, command).await;
+    }
     let backend = Backend::connect(&spec, args.common.profile.as_deref()).await?;
     match args.command {
         Command::Create {
@@ -175,6 +220,69 @@ pub async fn run(args: Args) -> Result<()> {
             match format {
                 Format::Json => println!("{}", serde_json::to_string_pretty(&value)?),
                 Format::Yaml => print!("{}", serde_yaml_ng::to_string(&value)?),
+            }
+        }
+        Command::Secret(_) => {}
+    }
+    Ok(())
+}
+
+/// Runs a `lava-realm secret` subcommand.
+async fn secret(secrets: &dyn Secrets, realm: &str, command: SecretCommand) -> Result<()> {
+    match command {
+        SecretCommand::Put {
+            name,
+            secrets_manager,
+            kms_key,
+        } => {
+            let mut value = String::new();
+            std::io::stdin()
+                .read_to_string(&mut value)
+                .context("cannot read the secret from stdin")?;
+            if value.ends_with('\n') {
+                value.pop();
+            }
+            if value.is_empty() {
+                bail!("{name}: empty value on stdin: nothing stored");
+            }
+            if secrets_manager {
+                secrets.put_secret(&name, &value).await
+            } else {
+                secrets
+                    .put_parameter(&name, &value, kms_key.as_deref())
+                    .await
+            }
+            .with_context(|| format!("cannot store {name}"))?;
+            tracing::info!("stored {name}");
+        }
+        SecretCommand::Get {
+            name,
+            secrets_manager,
+        } => {
+            let value = if secrets_manager {
+                match secrets.secret(&name).await? {
+                    lava_common::store::SecretValue::Text(text) => text,
+                    lava_common::store::SecretValue::Binary(_) => {
+                        bail!("{name}: a binary secret")
+                    }
+                }
+            } else {
+                secrets.parameter(&name).await?
+            };
+            println!("{value}");
+        }
+        SecretCommand::List {
+            prefix,
+            secrets_manager,
+        } => {
+            let prefix = prefix.unwrap_or_else(|| format!("/lava/{realm}/"));
+            let names = if secrets_manager {
+                secrets.list_secrets(&prefix).await?
+            } else {
+                secrets.list_parameters(&prefix).await?
+            };
+            for name in names {
+                println!("{name}");
             }
         }
     }
