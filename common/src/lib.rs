@@ -6,6 +6,7 @@
 pub mod children;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod dispatch;
 pub mod document;
 pub mod logging;
