@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lava_common::config::Config;
+use lava_common::connection::{AwsResolver, Connections};
 use lava_common::dispatch::{DispatchRequest, Dispatcher};
 use lava_common::logging;
 use lava_common::render::Renderer;
 use lava_common::spec::Realm;
 use lava_common::store::{
-    Backend, BackendSpec, Connector, Key, QueueRef, Received, Seams, StoreError, Table,
+    Backend, BackendSpec, Connector, Key, ParameterCache, QueueRef, Received, Seams, StoreError,
+    Table,
 };
 use lava_common::{names, units};
 use serde_json::{Map, Value};
@@ -184,9 +186,21 @@ pub async fn run(args: Args) -> u8 {
         Ok(bus) => bus,
         Err(e) => return fail(exit::USAGE, e),
     };
+    let parameters = ParameterCache::new(
+        connector.secrets(&seams.secrets).await,
+        settings.param_cache_ttl,
+        settings.param_cache_entries(),
+    );
+    let connections = Connections::new(
+        &realm_name,
+        Arc::clone(&backend.tables),
+        parameters,
+        AwsResolver::new(args.common.profile.as_deref(), settings.aws_connections()),
+    );
     let worker = Arc::new(Worker {
         services: Services {
             dispatcher: Dispatcher::new(backend.clone(), &realm_name),
+            connections,
             realm_name,
             worker_name: worker_name.clone(),
             realm,

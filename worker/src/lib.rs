@@ -10,6 +10,7 @@ pub mod capture;
 pub mod cgroup;
 pub mod cli;
 pub mod clients;
+pub mod conn;
 pub mod daemon;
 pub mod event_size;
 pub mod events;

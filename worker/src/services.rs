@@ -1,10 +1,11 @@
 //! What job types and actions may use from their worker, built once at
 //! start-up: the realm, the renderer, object and table storage, the
-//! dispatch routine and the typed settings. Nothing of the poll loop, the
+//! dispatch routine, connection lookup and the typed settings. Nothing of the poll loop, the
 //! queue or the run lifecycle is here.
 
 use std::sync::Arc;
 
+use lava_common::connection::Connections;
 use lava_common::dispatch::Dispatcher;
 use lava_common::render::Renderer;
 use lava_common::spec::Realm;
@@ -28,6 +29,8 @@ pub struct Services {
     pub objects: Arc<dyn Objects>,
     /// The dispatch routine (job lookups, dispatch actions and jobs).
     pub dispatcher: Dispatcher,
+    /// Connection lookup, with the secrets and AWS credentials caches.
+    pub connections: Connections,
     /// The worker's settings.
     pub settings: WorkerSettings,
     /// Which backend (`aws`, `local:<DIR>`), as `--backend` gave it.

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use lava_common::connection::AwsSettings;
 use lava_common::settings;
 use lava_common::settings::{Bytes, Configured};
 
@@ -70,10 +71,36 @@ settings! {
         visibility_keepalive: Duration = "VISIBILITY_KEEPALIVE",
         /// Fuel of one template render; zero turns the limit off.
         render_fuel: u64 = "RENDER_FUEL",
+        /// How many SSM parameter values are cached.
+        param_cache_size: u64 = "PARAM_CACHE_SIZE",
+        /// How long an SSM parameter value is cached; zero or empty: not cached.
+        param_cache_ttl: Option<Duration> = "PARAM_CACHE_TTL",
+        /// Template of a connection's application name (role session name).
+        conn_app_name: Option<String> = "CONN_APP_NAME",
+        /// Default session length of an `aws` connection's assumed role.
+        aws_conn_duration: Duration = "AWS_CONN_DURATION",
+        /// How long an `aws` connection's credentials are cached.
+        aws_access_key_cache_ttl: Duration = "AWS_ACCESS_KEY_CACHE_TTL",
+        /// How many `aws` connections' credentials are cached.
+        aws_access_key_cache_size: u64 = "AWS_ACCESS_KEY_CACHE_SIZE",
     }
 }
 
 impl WorkerSettings {
+    /// The `aws` connector's settings.
+    pub fn aws_connections(&self) -> AwsSettings {
+        AwsSettings {
+            duration: self.aws_conn_duration,
+            cache_ttl: self.aws_access_key_cache_ttl,
+            cache_size: usize::try_from(self.aws_access_key_cache_size).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The SSM parameter cache's size.
+    pub fn param_cache_entries(&self) -> usize {
+        usize::try_from(self.param_cache_size).unwrap_or(usize::MAX)
+    }
+
     /// The fuel the renderer is built with (`None`: no limit).
     pub fn render_fuel_limit(&self) -> Option<u64> {
         (self.render_fuel > 0).then_some(self.render_fuel)
@@ -97,6 +124,13 @@ mod tests {
             Some(Duration::from_secs(300))
         );
         assert_eq!(s.render_fuel_limit(), Some(5_000_000));
+        assert_eq!(s.param_cache_entries(), 100);
+        assert_eq!(s.param_cache_ttl, Some(Duration::from_secs(120)));
+        assert_eq!(
+            s.conn_app_name.as_deref(),
+            Some("lv-{{ realm }}-{{ job_id }}")
+        );
+        assert_eq!(s.aws_connections(), AwsSettings::default());
     }
 
     fn with(name: &str, value: &str) -> Config {

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::payload::{download, payload_url};
-use super::program::{Program, program_result, refuse_connections, shell_words};
+use super::program::Common;
+use crate::conn::Helpers;
+use super::program::{Program, helper_vars, program_result, shell_words};
 use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 
 /// `exe`.
@@ -35,7 +37,6 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
             "Only single string payloads are supported for exe jobs",
         ));
     };
-    refuse_connections(job)?;
     let settings = &job.services.settings;
     let c = job.common(settings.exe_timeout)?;
     let mut words = shell_words(payload)?;
@@ -45,11 +46,27 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     let location = words.remove(0);
     words.extend(c.args.iter().cloned());
     let args = job.render_words(words, &c).await?;
-    let env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &location))])
-        .await?;
+    let helpers = job.connection_helpers().await?;
+    let ran = run_with(job, &c, &location, &args, &helpers).await;
+    helpers.remove().await;
+    ran
+}
+
+/// Downloads and runs the executables with the connection helpers made.
+async fn run_with(
+    job: &JobContext<'_>,
+    c: &Common,
+    location: &str,
+    args: &[String],
+    helpers: &Helpers,
+) -> Result<Value, Failure> {
+    let settings = &job.services.settings;
+    let mut extra = vec![("LAVA_S3_PAYLOAD", payload_url(job, location))];
+    extra.extend(helper_vars(helpers));
+    let env = job.environment(c, &extra).await?;
     let files = download(
         job,
-        std::slice::from_ref(&location),
+        &[location.to_string()],
         &settings.exe_max_payload_size,
     )
     .await?;

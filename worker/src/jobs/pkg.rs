@@ -12,9 +12,12 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::payload::{download, payload_url};
-use super::program::{Program, program_result, random_suffix, refuse_connections, shell_words};
+use super::program::{
+    Common, Program, helper_vars, program_result, random_suffix, shell_words,
+};
 use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 use crate::process::{self, Ended, ProcessSpec};
+use crate::conn::Helpers;
 use crate::workdir;
 
 /// `pkg`.
@@ -58,7 +61,6 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
         (Some(Value::String(c)), None) | (None, Some(Value::String(c))) => c.clone(),
         _ => return Err(Failure::new("Bad job parameters: No command")),
     };
-    refuse_connections(job)?;
     let items: Vec<String> = match job.run.job.payload() {
         Value::String(s) => vec![s.clone()],
         Value::Array(list) if list.iter().all(Value::is_string) && !list.is_empty() => list
@@ -85,9 +87,26 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     }
     words.extend(c.args.iter().cloned());
     let args = job.render_words(words, &c).await?;
-    let base_env = job.environment(&c, &[("LAVA_S3_PAYLOAD", payload_url(job, &items[0]))])
-        .await?;
-    let bundles = download(job, &items, &settings.pkg_max_payload_size).await?;
+    let helpers = job.connection_helpers().await?;
+    let ran = run_with(job, &c, &items, &entry_point, &args, &helpers).await;
+    helpers.remove().await;
+    ran
+}
+
+/// Downloads, unpacks and runs the bundles with the connection helpers made.
+async fn run_with(
+    job: &JobContext<'_>,
+    c: &Common,
+    items: &[String],
+    entry_point: &str,
+    args: &[String],
+    helpers: &Helpers,
+) -> Result<Value, Failure> {
+    let settings = &job.services.settings;
+    let mut extra = vec![("LAVA_S3_PAYLOAD", payload_url(job, &items[0]))];
+    extra.extend(helper_vars(helpers));
+    let base_env = job.environment(c, &extra).await?;
+    let bundles = download(job, items, &settings.pkg_max_payload_size).await?;
     let mut output = Vec::new();
     for (n, bundle) in bundles.into_iter().flatten().enumerate() {
         let basename = bundle
@@ -101,7 +120,7 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Failure::new(format!("Cannot create {}: {e}", dir.display())))?;
         unpack(job, &bundle, &dir, &base_env, settings.pkg_unpack_timeout).await?;
-        let program = dir.join(&entry_point);
+        let program = dir.join(entry_point);
         let made_executable = std::fs::metadata(&program).and_then(|m| {
             let mut perms = m.permissions();
             perms.set_mode(perms.mode() | 0o100);

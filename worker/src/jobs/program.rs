@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::{Failure, JobContext};
 use crate::capture;
+use crate::conn::{self, Helpers, RunInfo};
 use crate::process::{self, Ended, ProcessSpec};
 
 /// How many times an output upload is tried.
@@ -153,7 +154,8 @@ impl JobContext<'_> {
 
     /// The payload's environment: the worker's own, the rendered `env`
     /// (rendered off the async runtime's threads), then `extra`, then the
-    /// `LAVA_*` variables of the run.
+    /// `LAVA_*` variables of the run (`LAVA_BACKEND` among them, so that
+    /// lava commands the payload runs use the worker's backend).
     pub(super) async fn environment(
         &self,
         c: &Common,
@@ -191,6 +193,8 @@ impl JobContext<'_> {
         }
         let s = self.services;
         env.insert("LAVA_REALM".into(), s.realm_name.clone());
+        // Nested lava commands use the worker's backend.
+        env.insert("LAVA_BACKEND".into(), s.backend_spec.to_string());
         env.insert("LAVA_WORKER".into(), self.run.job.worker().to_string());
         env.insert("LAVA_OWNER".into(), self.run.job.owner().to_string());
         env.insert("LAVA_JOB_ID".into(), self.run.job_id().to_string());
@@ -308,19 +312,27 @@ impl JobContext<'_> {
     }
 }
 
-/// Refuses a non-empty `connections` parameter (`exe`, `pkg`): connection
-/// helpers are not built yet.
-pub(super) fn refuse_connections(job: &JobContext<'_>) -> Result<(), Failure> {
-    if job
-        .params()
-        .get("connections")
-        .is_some_and(|c| c.as_object().is_some_and(|m| !m.is_empty()))
-    {
-        return Err(Failure::new(
-            "connections are not supported by this worker yet",
-        ));
+impl JobContext<'_> {
+    /// The connection helpers of the `connections` parameter (`exe`,
+    /// `pkg`), made before any payload is downloaded. The caller removes
+    /// them ([`Helpers::remove`]) when its programs have ended.
+    pub(super) async fn connection_helpers(&self) -> Result<Helpers, Failure> {
+        let s = self.services;
+        let run = RunInfo {
+            job_dir: self.run.job_dir,
+            realm: &s.realm_name,
+            job_id: self.run.job_id(),
+            app_name_template: s.settings.conn_app_name.as_deref(),
+        };
+        conn::create(&s.connections, self.params().get("connections"), &run)
+            .await
+            .map_err(|e| Failure::new(e.to_string()))
     }
-    Ok(())
+}
+
+/// The variables of connection helpers, as [`JobContext::environment`]'s `extra`.
+pub(super) fn helper_vars(helpers: &Helpers) -> impl Iterator<Item = (&str, String)> {
+    helpers.env.iter().map(|(k, v)| (k.as_str(), v.clone()))
 }
 
 /// `<stem>.<suffix>`, keeping any extension the stem has (`run.sh` → `run.sh.stdout`).
