@@ -4,6 +4,7 @@
 
 mod cloudformation;
 mod compat;
+mod connections;
 mod containment;
 mod cron_e2e;
 mod crontab;

@@ -1,0 +1,356 @@
+//! Connections end to end, on either backend: secrets stored with
+//! `lava-realm secret`, `exe` payloads that use the `generic` and `aws`
+//! connection helpers (STS on the emulator), and connections that fail a
+//! run, never the worker. Secrets must not reach the events item or the
+//! worker's log.
+
+use std::process::Stdio;
+
+use lava_common::store::Table;
+use lava_tests::{TestRealm, lava, output, stderr, stdout};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+fn job(job_id: &str, payload: &str, connections: Value) -> Value {
+    json!({"job_id": job_id, "type": "exe", "worker": "core", "payload": payload,
+           "enabled": true, "owner": "tests", "description": "connections test",
+           "parameters": {"connections": connections}})
+}
+
+/// `lava-realm secret …` for the test's realm.
+fn secret_cmd(t: &TestRealm, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = lava("lava-realm");
+    cmd.args(["-r", &t.name, "secret"]).args(args);
+    cmd
+}
+
+/// Stores an SSM parameter with `lava-realm secret put`, the value on stdin.
+async fn put_secret(t: &TestRealm, name: &str, value: &str) {
+    let mut cmd = secret_cmd(t, &["put", name]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("lava-realm: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(format!("{value}\n").as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "secret put: {}", stderr(&out));
+}
+
+async fn put_connection(t: &TestRealm, item: Value) {
+    let item = item.as_object().cloned().unwrap_or_default();
+    if let Err(e) = t
+        .backend
+        .tables
+        .put(&t.name, Table::Connections, &item)
+        .await
+    {
+        panic!("cannot write connection: {e}");
+    }
+}
+
+fn sha256(text: &str) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(text.as_bytes())?;
+            }
+            child.wait_with_output()
+        })
+        .unwrap_or_else(|e| panic!("sha256sum: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The `key=value` lines of a payload's stdout.
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {key}= in:\n{text}"))
+}
+
+/// The payload: reads a secret attribute through the generic helper, checks
+/// the helpers' modes and that no script holds a secret, and calls STS
+/// through the aws helper (the AWS CLI, or boto3 with the helper's config
+/// file when the CLI is not installed).
+const CHECK: &str = r#"#!/bin/bash
+set -u
+pw=$("$LAVA_CONN_ATTRS" password)
+echo "user=$("$LAVA_CONN_ATTRS" user)"
+echo "pw_sha=$(printf %s "$pw" | sha256sum | cut -d' ' -f1)"
+echo "connid=$LAVA_CONNID_ATTRS"
+echo "backend=$LAVA_BACKEND"
+dir=$(dirname "$LAVA_CONN_ATTRS")
+echo "dir=$dir"
+echo "modes=$(stat -c %a "$dir" "$LAVA_CONN_ATTRS" "$dir/values" "$dir/values/password" | tr '\n' ' ')"
+keys=$(dirname "$LAVA_CONN_KEYS")/.aws_config
+echo "keymodes=$(stat -c %a "$LAVA_CONN_KEYS" "$keys" | tr '\n' ' ')"
+if grep -qF -- "$pw" "$LAVA_CONN_ATTRS" "$LAVA_CONN_KEYS" "$LAVA_CONN_ROLE"; then echo "leak=yes"; else echo "leak=no"; fi
+echo "key_sha=$(sed -n 's/^aws_secret_access_key=//p' "$keys" | tr -d '\n' | sha256sum | cut -d' ' -f1)"
+"$LAVA_CONN_ATTRS" nope 2>/dev/null; echo "nope=$?"
+if command -v aws >/dev/null 2>&1; then
+  echo "arn=$("$LAVA_CONN_ROLE" sts get-caller-identity --query Arn --output text)"
+else
+  cfg=$(dirname "$LAVA_CONN_ROLE")/.aws_config
+  echo "arn=$(AWS_CONFIG_FILE=$cfg "$PY" -c 'import boto3; print(boto3.Session(profile_name="lava").client("sts").get_caller_identity()["Arn"])')"
+fi
+"#;
+
+#[tokio::test]
+async fn exe_helpers_read_a_secret_and_call_sts() {
+    let t = TestRealm::new(&["core"]).await;
+    let realm = &t.name;
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let password = format!("pw-{unique}");
+    let secret_key = format!("sk-{unique}");
+    put_secret(&t, &format!("/lava/{realm}/pw"), &password).await;
+    put_secret(
+        &t,
+        &format!("/lava/{realm}/keys"),
+        &format!("AKIATESTKEY,{secret_key}"),
+    )
+    .await;
+    // The CLI reads it back, and lists it under the realm's prefix.
+    let got = output(&mut secret_cmd(&t, &["get", &format!("/lava/{realm}/pw")])).await;
+    assert_eq!(stdout(&got), format!("{password}\n"), "{}", stderr(&got));
+    let listed = output(&mut secret_cmd(&t, &["list"])).await;
+    assert_eq!(
+        stdout(&listed),
+        format!("/lava/{realm}/keys\n/lava/{realm}/pw\n"),
+        "{}",
+        stderr(&listed)
+    );
+
+    put_connection(&t, json!({"conn_id": "attrs/main", "type": "generic", "enabled": true,
+        "attributes": {"user": "bob", "password": {"type": "ssm", "parameter": format!("/lava/{realm}/pw")}}}))
+    .await;
+    put_connection(
+        &t,
+        json!({"conn_id": "keys", "type": "aws", "enabled": true,
+        "access_keys": format!("/lava/{realm}/keys"), "region": "us-east-1"}),
+    )
+    .await;
+    put_connection(
+        &t,
+        json!({"conn_id": "role", "type": "aws", "enabled": true,
+        "role_arn": "arn:aws:iam::123456789012:role/lava-test", "duration": "1h"}),
+    )
+    .await;
+    t.put_payload("conn/check.sh", CHECK.as_bytes().to_vec())
+        .await;
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let mut item = job(
+        "conn/check",
+        "conn/check.sh",
+        json!({"attrs": "attrs/main", "keys": "keys", "Role": "role"}),
+    );
+    item["parameters"]["env"] = json!({"PY": python.display().to_string()});
+    t.put_job(item).await;
+    let run_id = t.dispatch_job("conn/check", &[]).await;
+    let worker = t.run_worker("core", &["--level", "debug"]).await;
+    t.assert_statuses("conn/check", &run_id, &["starting", "running", "complete"])
+        .await;
+
+    let s3tmp = format!("{}/conn/check/{run_id}", t.realm.s3_temp());
+    let out = t.object(&format!("{s3tmp}/check.sh.stdout")).await;
+    assert_eq!(field(&out, "user"), "bob");
+    assert_eq!(field(&out, "pw_sha"), sha256(&password));
+    assert_eq!(field(&out, "connid"), "attrs/main");
+    assert_eq!(
+        field(&out, "backend"),
+        lava_tests::suite_backend().to_string()
+    );
+    assert_eq!(field(&out, "modes").trim(), "700 700 700 600");
+    assert_eq!(field(&out, "keymodes").trim(), "700 600");
+    assert_eq!(field(&out, "leak"), "no");
+    assert_eq!(field(&out, "key_sha"), sha256(&secret_key));
+    assert_eq!(field(&out, "nope"), "1");
+    assert_eq!(
+        field(&out, "arn"),
+        format!("arn:aws:sts::123456789012:assumed-role/lava-test/lv-{realm}-conn.check")
+    );
+    // The helpers are gone with the run.
+    let dir = field(&out, "dir");
+    assert!(dir.contains("/conn."), "{dir}");
+    assert!(!std::path::Path::new(dir).exists(), "{dir} was left behind");
+
+    // No secret in the events item or the worker's log.
+    let events =
+        Value::Object(t.events("conn/check", &run_id).await.unwrap_or_default()).to_string();
+    let log = stderr(&worker);
+    for secret in [&password, &secret_key] {
+        assert!(
+            !events.contains(secret.as_str()),
+            "secret in the events item: {events}"
+        );
+        assert!(!log.contains(secret.as_str()), "secret in the worker's log");
+    }
+}
+
+#[tokio::test]
+async fn bad_connections_fail_the_run_not_the_worker() {
+    let t = TestRealm::new(&["core"]).await;
+    let realm = &t.name;
+    put_connection(
+        &t,
+        json!({"conn_id": "off", "type": "generic", "enabled": false, "attributes": {}}),
+    )
+    .await;
+    put_connection(
+        &t,
+        json!({"conn_id": "absent", "type": "generic", "enabled": true,
+        "attributes": {"password": {"type": "ssm", "parameter": format!("/lava/{realm}/absent")}}}),
+    )
+    .await;
+    put_connection(
+        &t,
+        json!({"conn_id": "keyless", "type": "aws", "enabled": true,
+        "access_keys": format!("/lava/{realm}/nokeys")}),
+    )
+    .await;
+    put_connection(
+        &t,
+        json!({"conn_id": "shell", "type": "ssh", "enabled": true, "ssh_key": "/k"}),
+    )
+    .await;
+    put_connection(
+        &t,
+        json!({"conn_id": "typo", "type": "gneric", "enabled": true}),
+    )
+    .await;
+    put_connection(
+        &t,
+        json!({"conn_id": "box", "type": "docker", "enabled": true}),
+    )
+    .await;
+    let cases = [
+        (
+            "c/missing",
+            json!({"db": "nope"}),
+            "nope: No such connection".to_string(),
+        ),
+        (
+            "c/disabled",
+            json!({"db": "off"}),
+            "Connection off: Not enabled".to_string(),
+        ),
+        (
+            "c/no-param",
+            json!({"db": "absent"}),
+            format!(
+                "Connection absent: attributes.password: SSM parameter /lava/{realm}/absent not found"
+            ),
+        ),
+        (
+            "c/no-keys",
+            json!({"cloud": "keyless"}),
+            format!(
+                "Connection keyless: access_keys: SSM parameter /lava/{realm}/nokeys not found"
+            ),
+        ),
+        (
+            "c/ssh",
+            json!({"s": "shell"}),
+            "shell: Unsupported connection type - ssh: not supported by this worker yet"
+                .to_string(),
+        ),
+        (
+            "c/typo",
+            json!({"s": "typo"}),
+            "typo: Unsupported connection type - gneric".to_string(),
+        ),
+        (
+            "c/docker",
+            json!({"s": "box"}),
+            "box: Unsupported connection type - docker".to_string(),
+        ),
+        (
+            "c/label",
+            json!({"a-b": "off"}),
+            "Bad connection label: a-b".to_string(),
+        ),
+        (
+            "c/not-map",
+            json!(["off"]),
+            "connections parameter must be a map".to_string(),
+        ),
+    ];
+    t.put_payload("conn/never.sh", b"#!/bin/sh\necho ran\n".to_vec())
+        .await;
+    let mut runs = Vec::new();
+    for (job_id, connections, _) in &cases {
+        t.put_job(job(job_id, "conn/never.sh", connections.clone()))
+            .await;
+        runs.push(t.dispatch_job(job_id, &[]).await);
+    }
+    t.run_worker("core", &[]).await;
+    for ((job_id, _, want), run_id) in cases.iter().zip(&runs) {
+        let log = t.log(job_id, run_id).await;
+        assert_eq!(
+            log.last().map(|e| e["status"].clone()),
+            Some(json!("failed")),
+            "{job_id}: {log:#?}"
+        );
+        assert_eq!(
+            log.last().map(|e| e["info"]["error"].clone()),
+            Some(json!(want)),
+            "{job_id}"
+        );
+    }
+}
+
+/// The secrets seam on the emulator: SSM SecureString written and read back
+/// decrypted, Secrets Manager secrets created then updated, listing by
+/// prefix, and missing names reported as such.
+#[tokio::test]
+async fn aws_secrets_seam_on_the_emulator() {
+    use lava_common::store::{BackendSpec, SecretValue, StoreError, connect_secrets};
+    lava_tests::endpoint();
+    let secrets = connect_secrets(&BackendSpec::Aws, None).await;
+    let prefix = format!("/lava/{}/", lava_tests::unique("s"));
+    let name = format!("{prefix}pw");
+    assert_eq!(
+        secrets.parameter(&name).await,
+        Err(StoreError::SecretNotFound(name.clone()))
+    );
+    for value in ["first", "second"] {
+        if let Err(e) = secrets.put_parameter(&name, value, None).await {
+            panic!("put {name}: {e}");
+        }
+        assert_eq!(secrets.parameter(&name).await, Ok(value.to_string()));
+    }
+    assert_eq!(
+        secrets.list_parameters(&prefix).await,
+        Ok(vec![name.clone()])
+    );
+
+    let id = format!("{prefix}db");
+    assert_eq!(
+        secrets.secret(&id).await,
+        Err(StoreError::SecretNotFound(id.clone()))
+    );
+    for value in [r#"{"username": "a"}"#, r#"{"username": "b"}"#] {
+        if let Err(e) = secrets.put_secret(&id, value).await {
+            panic!("put {id}: {e}");
+        }
+        assert_eq!(
+            secrets.secret(&id).await,
+            Ok(SecretValue::Text(value.into()))
+        );
+    }
+    assert_eq!(secrets.list_secrets(&prefix).await, Ok(vec![id.clone()]));
+}
