@@ -102,17 +102,6 @@ impl ConnError {
             reason: reason.into(),
         }
     }
-
-    /// True when the storage, not the connection, failed (worth a retry).
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Store {
-                source: StoreError::Unavailable(_) | StoreError::Service(_),
-                ..
-            }
-        )
-    }
 }
 
 /// The connector types of lava, as a connection's `type` names them (lower-cased).
