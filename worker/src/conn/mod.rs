@@ -226,6 +226,95 @@ fn sh_quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lava_common::connection::{AwsResolver, AwsSettings};
+    use lava_common::store::local::LocalSecrets;
+    use lava_common::store::{Backend, BackendSpec, ParameterCache, Secrets, Table};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    /// Connections of realm `r` on a local backend in `dir`.
+    async fn connections(dir: &Path, items: &[Value]) -> Connections {
+        let spec = BackendSpec::Local(dir.to_path_buf());
+        let backend = Backend::connect(&spec, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        backend
+            .tables
+            .create_realm_tables("r")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        for item in items {
+            let item = item.as_object().cloned().unwrap_or_default();
+            backend
+                .tables
+                .put("r", Table::Connections, &item)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let secrets: Arc<dyn Secrets> = Arc::new(LocalSecrets::new(dir));
+        secrets
+            .put_parameter("/lava/r/pw", "hunter2", None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Connections::new(
+            "r",
+            backend.tables,
+            ParameterCache::new(secrets, None, 0),
+            AwsResolver::new(None, AwsSettings::default()),
+        )
+    }
+
+    #[tokio::test]
+    async fn helpers_are_named_by_label_and_removed_on_failure() {
+        let store = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let job = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let c = connections(
+            store.path(),
+            &[json!({"conn_id": "g/1", "type": "generic", "enabled": true,
+                     "attributes": {"pw": {"type": "ssm", "parameter": "/lava/r/pw"}}})],
+        )
+        .await;
+        let run = RunInfo {
+            job_dir: job.path(),
+            realm: "r",
+            job_id: "j",
+            app_name_template: None,
+        };
+        let made = create(&c, Some(&json!({"Db_1": "g/1"})), &run)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            made.env[0],
+            ("LAVA_CONNID_DB_1".to_string(), "g/1".to_string())
+        );
+        let (name, path) = &made.env[1];
+        assert_eq!(name, "LAVA_CONN_DB_1");
+        assert!(
+            path.starts_with(&job.path().join("conn.").display().to_string()),
+            "{path}"
+        );
+        assert!(path.ends_with("/get-attr-value"), "{path}");
+        made.remove().await;
+        assert_eq!(
+            std::fs::read_dir(job.path()).map(|d| d.count()).ok(),
+            Some(0)
+        );
+
+        // A later label that fails takes the earlier helpers with it.
+        let failed = create(&c, Some(&json!({"a": "g/1", "b": "nope"})), &run).await;
+        assert_eq!(
+            failed.err().map(|e| e.to_string()).as_deref(),
+            Some("nope: No such connection")
+        );
+        assert_eq!(
+            std::fs::read_dir(job.path()).map(|d| d.count()).ok(),
+            Some(0)
+        );
+        let none = create(&c, None, &run)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(none.env.is_empty());
+    }
 
     #[test]
     fn quoting_survives_the_shell() {
