@@ -313,6 +313,55 @@ async fn bad_connections_fail_the_run_not_the_worker() {
     }
 }
 
+/// A `pkg` bundle gets the same helpers as an `exe` payload.
+#[tokio::test]
+async fn pkg_bundles_get_connection_helpers() {
+    let t = TestRealm::new(&["core"]).await;
+    put_connection(
+        &t,
+        json!({"conn_id": "attrs", "type": "generic", "enabled": true,
+        "attributes": {"user": "pkg-user", "port": 5432}}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let src = dir.path().join("src/bin");
+    std::fs::create_dir_all(&src).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        src.join("run.sh"),
+        "#!/bin/sh\necho \"user=$(\"$LAVA_CONN_A\" user) port=$(\"$LAVA_CONN_A\" port) id=$LAVA_CONNID_A\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let bundle = dir.path().join("bundle.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(dir.path().join("src"))
+        .arg("bin")
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "tar failed");
+    t.put_payload(
+        "conn/bundle.tar.gz",
+        std::fs::read(&bundle).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
+    t.put_job(
+        json!({"job_id": "conn/pkg", "type": "pkg", "worker": "core",
+        "payload": "conn/bundle.tar.gz", "enabled": true, "owner": "tests", "description": "pkg",
+        "parameters": {"command": "bin/run.sh", "connections": {"a": "attrs"}}}),
+    )
+    .await;
+    let run_id = t.dispatch_job("conn/pkg", &[]).await;
+    t.run_worker("core", &[]).await;
+    t.assert_statuses("conn/pkg", &run_id, &["starting", "running", "complete"])
+        .await;
+    let s3tmp = format!("{}/conn/pkg/{run_id}", t.realm.s3_temp());
+    assert_eq!(
+        t.object(&format!("{s3tmp}/bundle.tar.gz.stdout")).await,
+        "user=pkg-user port=5432 id=attrs\n"
+    );
+}
+
 /// The secrets seam on the emulator: SSM SecureString written and read back
 /// decrypted, Secrets Manager secrets created then updated, listing by
 /// prefix, and missing names reported as such.
