@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lava_common::render::Context;
-use lava_common::store::StoreError;
+use lava_common::store::{BackendSpec, StoreError};
 use lava_common::units;
 use serde_json::{Map, Value};
 
@@ -193,8 +193,7 @@ impl JobContext<'_> {
         }
         let s = self.services;
         env.insert("LAVA_REALM".into(), s.realm_name.clone());
-        // Nested lava commands use the worker's backend.
-        env.insert("LAVA_BACKEND".into(), s.backend_spec.to_string());
+        env.insert("LAVA_BACKEND".into(), payload_backend(&s.backend_spec));
         env.insert("LAVA_WORKER".into(), self.run.job.worker().to_string());
         env.insert("LAVA_OWNER".into(), self.run.job.owner().to_string());
         env.insert("LAVA_JOB_ID".into(), self.run.job_id().to_string());
@@ -330,6 +329,19 @@ impl JobContext<'_> {
     }
 }
 
+/// `LAVA_BACKEND` for a payload, so that lava commands it runs use the
+/// worker's backend: a local backend's directory made absolute, as the
+/// payload runs in its job directory.
+fn payload_backend(spec: &BackendSpec) -> String {
+    match spec {
+        BackendSpec::Local(dir) => match std::path::absolute(dir) {
+            Ok(abs) => BackendSpec::Local(abs).to_string(),
+            Err(_) => spec.to_string(),
+        },
+        BackendSpec::Aws => spec.to_string(),
+    }
+}
+
 /// The variables of connection helpers, as [`JobContext::environment`]'s `extra`.
 pub(super) fn helper_vars(helpers: &Helpers) -> impl Iterator<Item = (&str, String)> {
     helpers.env.iter().map(|(k, v)| (k.as_str(), v.clone()))
@@ -462,6 +474,21 @@ mod tests {
         assert_eq!(read_excerpt(&path, -4).as_deref(), Some("last"));
         assert_eq!(read_excerpt(&path, 0), None);
         assert_eq!(read_excerpt(&dir.path().join("none"), 5), None);
+    }
+
+    #[test]
+    fn payloads_get_the_backend_with_an_absolute_directory() {
+        assert_eq!(payload_backend(&BackendSpec::Aws), "aws");
+        assert_eq!(
+            payload_backend(&BackendSpec::Local("/var/lib/lava".into())),
+            "local:/var/lib/lava"
+        );
+        let relative = payload_backend(&BackendSpec::Local("data/lava".into()));
+        let cwd = std::env::current_dir().unwrap_or_default();
+        assert_eq!(
+            relative,
+            format!("local:{}", cwd.join("data/lava").display())
+        );
     }
 
     #[test]
