@@ -347,6 +347,76 @@ mod tests {
         assert_eq!(args.common.realm(), None, "checked by run, exit 2");
     }
 
+    #[test]
+    fn secret_subcommands_take_names_never_values() {
+        let args = parse(&["lava-realm", "-r", "demo", "secret", "put", "/lava/demo/pw"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Secret(SecretCommand::Put {
+            name,
+            secrets_manager,
+            kms_key,
+        }) = args.command
+        else {
+            panic!("{:?}", args.command);
+        };
+        assert_eq!(
+            (name.as_str(), secrets_manager, kms_key),
+            ("/lava/demo/pw", false, None)
+        );
+        // The value never comes from the command line.
+        assert!(parse(&["lava-realm", "-r", "d", "secret", "put", "/n", "value"]).is_err());
+        let args = parse(&[
+            "lava-realm",
+            "secret",
+            "list",
+            "--secrets-manager",
+            "-r",
+            "d",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            args.command,
+            Command::Secret(SecretCommand::List {
+                prefix: None,
+                secrets_manager: true
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn local_secrets_round_trip_through_the_seam() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let spec = BackendSpec::Local(dir.path().to_path_buf());
+        let secrets = connect_secrets(&spec, None).await;
+        secrets
+            .put_parameter("/lava/demo/pw", "v", None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let listed = secret(
+            secrets.as_ref(),
+            "demo",
+            SecretCommand::List {
+                prefix: None,
+                secrets_manager: false,
+            },
+        )
+        .await;
+        assert!(listed.is_ok(), "{listed:?}");
+        let missing = secret(
+            secrets.as_ref(),
+            "demo",
+            SecretCommand::Get {
+                name: "/lava/demo/none".into(),
+                secrets_manager: false,
+            },
+        )
+        .await;
+        assert!(
+            missing.is_err_and(|e| e.to_string().contains("/lava/demo/none")),
+            "a missing secret names itself"
+        );
+    }
+
     #[tokio::test]
     async fn a_missing_realm_is_a_usage_error() {
         let args = parse(&["lava-realm", "export"]).unwrap_or_else(|e| panic!("{e}"));
