@@ -13,16 +13,18 @@ use aws_config::SdkConfig;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::aws::{self, AwsBus, AwsObjects, AwsQueue, AwsTables};
+use super::kms::{AwsKms, Kms, LocalKms};
 use super::local::{self, LocalBus, LocalStore};
 use super::{BackendSpec, EventBus, Objects, Queue, StoreError, Tables};
 
 /// The implementation behind one seam.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Engine {
-    /// The AWS service for the seam: DynamoDB, SQS, S3 or EventBridge.
+    /// The AWS service for the seam: DynamoDB, SQS, S3, EventBridge or KMS.
     Aws,
     /// The embedded engine rooted at a directory: SQLite `<DIR>/lava.db` for
-    /// tables and queue, files under `<DIR>/objects`, `<DIR>/events.jsonl`.
+    /// tables and queue, files under `<DIR>/objects`, `<DIR>/events.jsonl`,
+    /// key files under `<DIR>/keys`.
     Local(PathBuf),
 }
 
@@ -37,6 +39,8 @@ pub struct Seams {
     pub objects: Engine,
     /// Events of the `event` action.
     pub bus: Engine,
+    /// Keys of secure state.
+    pub kms: Engine,
 }
 
 impl Seams {
@@ -46,7 +50,8 @@ impl Seams {
             tables: engine.clone(),
             queue: engine.clone(),
             objects: engine.clone(),
-            bus: engine,
+            bus: engine.clone(),
+            kms: engine,
         }
     }
 }
@@ -147,6 +152,15 @@ impl Connector {
             Engine::Aws => Arc::new(AwsBus::new(self.aws_config().await)),
             Engine::Local(dir) => Arc::new(LocalBus::new(dir)),
         })
+    }
+
+    /// The key seam on `engine`: KMS, or the realm key files under
+    /// `<DIR>/keys` (the database is not opened).
+    pub async fn kms(&self, engine: &Engine) -> Arc<dyn Kms> {
+        match engine {
+            Engine::Aws => Arc::new(AwsKms::new(self.aws_config().await)),
+            Engine::Local(dir) => Arc::new(LocalKms::new(dir)),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The three storage seams lava runs on — tables, queue, objects — as small
-//! traits (plus the event bus of the `event` action), and the choice of the
+//! traits (plus the event bus of the `event` action and the keys of secure
+//! state), and the choice of the
 //! engine that implements each. Everything above the seams is written once
 //! for every engine.
 
@@ -8,10 +9,12 @@ mod backend;
 pub mod engine;
 mod files;
 pub mod item;
+pub mod kms;
 pub mod local;
 
 pub use backend::{Backend, BackendSpec};
 pub use engine::{Connector, Engine, Seams, connect_bus};
+pub use kms::Kms;
 
 use std::path::Path;
 
