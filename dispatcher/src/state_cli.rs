@@ -6,7 +6,7 @@
 //!
 //! Exit status: 0 done; 1 any error, printed as `lava-state: <message>`;
 //! 2 bad usage (clap's own errors, no realm, a reserved `lava…` state id, a
-//! bad `--ttl` or `-p`) or an interrupt.
+//! `-p` without `=`) or an interrupt.
 
 use clap::{ArgAction, Parser, Subcommand};
 use lava_common::cli::CommonArgs;
@@ -178,7 +178,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
                 None => None,
                 Some(text) => Some(
                     units::parse_duration(text)
-                        .map_err(|e| Failure::Usage(format!("Bad --ttl: {text}: {e}")))?,
+                        .map_err(|e| Failure::Error(format!("Bad --ttl: {text}: {e}")))?,
                 ),
             };
             let value = value_of(&put)?;

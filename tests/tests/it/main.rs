@@ -16,5 +16,6 @@ mod realm;
 mod resilience;
 mod runaway;
 mod sched;
+mod state;
 mod store;
 mod worker;
