@@ -123,15 +123,16 @@ impl LocalKms {
         self.dir.join(format!("{realm}.key"))
     }
 
-    /// The realm's key, made on first use.
-    fn key(&self, realm: &str) -> Result<Key<Aes256Gcm>, StoreError> {
+    /// The realm's key; made when absent if `create` (encrypting), else a
+    /// missing key file is an error (nothing it could decrypt exists).
+    fn key(&self, realm: &str, create: bool) -> Result<Key<Aes256Gcm>, StoreError> {
         if realm.is_empty() || realm.contains(['/', '\0']) || realm.starts_with('.') {
             return Err(StoreError::BadRequest(format!("bad realm name {realm:?}")));
         }
         let path = self.key_path(realm);
         match read_key(&path) {
             Ok(key) => return Ok(key),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(key_error(&path, &e)),
         }
         create_key(&self.dir, &path).map_err(|e| key_error(&path, &e))?;
@@ -157,7 +158,7 @@ impl LocalKms {
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| StoreError::BadRequest(format!("bad key id {key_id:?}")))?;
-        let cipher = Aes256Gcm::new(&self.key(realm)?);
+        let cipher = Aes256Gcm::new(&self.key(realm, true)?);
         let nonce = Nonce::try_generate()
             .map_err(|e| StoreError::Unavailable(format!("no random numbers: {e}")))?;
         let aad = Self::aad(realm, key_id);
@@ -195,7 +196,7 @@ impl LocalKms {
         let key_id = std::str::from_utf8(key_id).map_err(|_| invalid())?;
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_from(nonce).map_err(|_| invalid())?;
-        let cipher = Aes256Gcm::new(&self.key(realm)?);
+        let cipher = Aes256Gcm::new(&self.key(realm, false)?);
         let aad = Self::aad(realm, key_id);
         cipher
             .decrypt(
@@ -338,6 +339,7 @@ mod tests {
         if let Some(last) = altered.last_mut() {
             *last ^= 1;
         }
+        assert!(kms.encrypt("b", "k", b"1").await.is_ok());
         for (realm, bad) in [("a", altered), ("b", blob.clone()), ("a", b"junk".to_vec())] {
             let err = kms.decrypt(realm, &bad).await.err().map(|e| e.to_string());
             assert!(
@@ -346,6 +348,10 @@ mod tests {
                 "{err:?}"
             );
         }
+        // Decrypting never makes a key.
+        let err = kms.decrypt("c", &blob).await.err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("c.key")));
+        assert!(!dir.path().join("keys/c.key").exists());
         let big = vec![b'x'; MAX_PLAINTEXT + 1];
         assert!(kms.encrypt("a", "k", &big).await.is_err());
         assert!(kms.encrypt("../x", "k", b"1").await.is_err());

@@ -282,3 +282,76 @@ async fn state_refusals_and_defaults() {
     let get = output(lava_state(&t).args(["get", "kept"])).await;
     assert_eq!(stdout(&get), "v\n", "{}", stderr(&get));
 }
+
+/// The original `lava-state` (jinlava, from the venv `.ci/run` makes) and
+/// ours read each other's `json` and `secure` items, and a job on our
+/// worker reads the original's secure item through its `state` map. KMS
+/// exists only on the emulator, hence `aws` in the name.
+#[tokio::test]
+async fn items_are_shared_with_the_original_lava_state_on_aws() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let original = root.join(".venv/bin/lava-state");
+    assert!(
+        original.exists(),
+        "{} not found: .ci/run creates the venv with jinlava",
+        original.display()
+    );
+    let t = TestRealm::new(&["core"]).await;
+    sys_key(&t).await;
+    let theirs = |args: &[&str]| {
+        let mut cmd = Command::new(&original);
+        cmd.env("LAVA_REALM", &t.name)
+            .env_remove("LAVA_JOB_ID")
+            .args(args);
+        cmd.kill_on_drop(true);
+        cmd
+    };
+    for args in [
+        &["put", "py_secret", "-v", "from python", "--type", "secure"][..],
+        &["put", "py_json", "-p", "a=1", "-p", "b=two"],
+    ] {
+        let out = output(&mut theirs(args)).await;
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    for (args, want) in [
+        (&["get", "py_secret"][..], "from python\n"),
+        (&["get", "py_json"], "{'a': '1', 'b': 'two'}\n"),
+    ] {
+        let out = output(lava_state(&t).args(args)).await;
+        assert_eq!(stdout(&out), want, "{args:?}: {}", stderr(&out));
+    }
+    for args in [
+        &[
+            "put",
+            "rs_secret",
+            "-p",
+            "k=v",
+            "--type",
+            "secure",
+            "--ttl",
+            "2d",
+        ][..],
+        &["put", "rs_json", "-v", "plain"],
+    ] {
+        let out = output(lava_state(&t).args(args)).await;
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    for (args, want) in [
+        (&["get", "rs_secret", "{{ s.k }}"][..], "v\n"),
+        (&["get", "rs_json"], "plain\n"),
+    ] {
+        let out = output(&mut theirs(args)).await;
+        assert_eq!(stdout(&out), want, "{args:?}: {}", stderr(&out));
+    }
+    t.put_job(job(
+        "reads-python",
+        json!("echo {{state.py_secret}}"),
+        json!({"state": {"py_secret": "none"}}),
+    ))
+    .await;
+    let run = t.dispatch_job("reads-python", &[]).await;
+    t.run_worker("core", &[]).await;
+    t.assert_statuses("reads-python", &run, &["starting", "running", "complete"])
+        .await;
+    assert_eq!(stdout_of(&t, "reads-python", &run).await, "from python\n");
+}
