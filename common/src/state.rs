@@ -343,7 +343,7 @@ mod tests {
             ),
             (
                 json!({"state_id": "s2", "type": "secure", "value": {"$binary": "AAEC"}, "timestamp": "t", "ttl": ttl}),
-                "s2: value: Cannot decrypt secure state item: bad request: InvalidCiphertextException",
+                "s2: value: Cannot decrypt secure state item: InvalidCiphertextException: not a ciphertext",
             ),
             (
                 json!({"state_id": "s3", "type": "json", "value": "{", "timestamp": "t", "ttl": ttl}),

@@ -181,8 +181,9 @@ impl LocalKms {
     }
 
     fn open(&self, realm: &str, blob: &[u8]) -> Result<Vec<u8>, StoreError> {
+        // As KMS answers a ciphertext it cannot use.
         let invalid = || {
-            StoreError::BadRequest(format!(
+            StoreError::Service(format!(
                 "InvalidCiphertextException: not a ciphertext of realm {realm}'s local key"
             ))
         };

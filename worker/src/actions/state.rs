@@ -67,7 +67,11 @@ impl Action for State {
                 settings.state_max_ttl.as_secs_f64(),
             ),
             publisher,
-            kms_key: a.fields.get("kms_key").map(units::show),
+            kms_key: a
+                .fields
+                .get("kms_key")
+                .filter(|k| !k.is_null())
+                .map(units::show),
         };
         let services = a.services;
         state::write(
