@@ -207,6 +207,7 @@ pub async fn run(args: Args) -> u8 {
             renderer: Renderer::with_fuel(settings.render_fuel_limit()),
             tables: Arc::clone(&backend.tables),
             objects: Arc::clone(&backend.objects),
+            kms: connector.kms(&seams.kms).await,
             settings,
             backend_spec: spec,
             dev: args.dev,

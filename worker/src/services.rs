@@ -1,7 +1,7 @@
 //! What job types and actions may use from their worker, built once at
-//! start-up: the realm, the renderer, object and table storage, the
-//! dispatch routine, connection lookup and the typed settings. Nothing of the poll loop, the
-//! queue or the run lifecycle is here.
+//! start-up: the realm, the renderer, object and table storage, the keys of
+//! secure state, the dispatch routine, connection lookup and the typed
+//! settings. Nothing of the poll loop, the queue or the run lifecycle is here.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use lava_common::connection::Connections;
 use lava_common::dispatch::Dispatcher;
 use lava_common::render::Renderer;
 use lava_common::spec::Realm;
-use lava_common::store::{BackendSpec, Objects, Tables};
+use lava_common::store::{BackendSpec, Kms, Objects, Tables};
 
 use crate::settings::WorkerSettings;
 
@@ -27,6 +27,8 @@ pub struct Services {
     pub tables: Arc<dyn Tables>,
     /// Payloads and outputs.
     pub objects: Arc<dyn Objects>,
+    /// Keys of secure state (KMS, or the local backend's key files).
+    pub kms: Arc<dyn Kms>,
     /// The dispatch routine (job lookups, dispatch actions and jobs).
     pub dispatcher: Dispatcher,
     /// Connection lookup, with the secrets and AWS credentials caches.

@@ -14,7 +14,7 @@ pub use event::{EventHeader, EventRecord, LogEntry, Status};
 pub use job::{Enabled, JOB_KEYS, JobSpec};
 pub use realm::Realm;
 pub use s3trigger::S3Trigger;
-pub use state::{StateItem, StateType};
+pub use state::{BadStateItem, StateItem, StateType};
 
 use serde_json::{Map, Value};
 

@@ -13,18 +13,19 @@ use aws_config::SdkConfig;
 use tokio::sync::{Mutex, OnceCell};
 
 use super::aws::{self, AwsBus, AwsObjects, AwsQueue, AwsSecrets, AwsTables};
+use super::kms::{AwsKms, Kms, LocalKms};
 use super::local::{self, LocalBus, LocalSecrets, LocalStore};
 use super::{BackendSpec, EventBus, Objects, Queue, Secrets, StoreError, Tables};
 
 /// The implementation behind one seam.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Engine {
-    /// The AWS service for the seam: DynamoDB, SQS, S3, EventBridge, or SSM
-    /// and Secrets Manager.
+    /// The AWS service for the seam: DynamoDB, SQS, S3, EventBridge, SSM
+    /// and Secrets Manager, or KMS.
     Aws,
     /// The embedded engine rooted at a directory: SQLite `<DIR>/lava.db` for
     /// tables and queue, files under `<DIR>/objects`, `<DIR>/events.jsonl`,
-    /// files under `<DIR>/secrets`.
+    /// files under `<DIR>/secrets`, key files under `<DIR>/keys`.
     Local(PathBuf),
 }
 
@@ -41,6 +42,8 @@ pub struct Seams {
     pub bus: Engine,
     /// SSM parameters and Secrets Manager secrets named by connections.
     pub secrets: Engine,
+    /// Keys of secure state.
+    pub kms: Engine,
 }
 
 impl Seams {
@@ -51,7 +54,8 @@ impl Seams {
             queue: engine.clone(),
             objects: engine.clone(),
             bus: engine.clone(),
-            secrets: engine,
+            secrets: engine.clone(),
+            kms: engine,
         }
     }
 }
@@ -160,6 +164,15 @@ impl Connector {
         match engine {
             Engine::Aws => Arc::new(AwsSecrets::new(self.aws_config().await)),
             Engine::Local(dir) => Arc::new(LocalSecrets::new(dir)),
+        }
+    }
+
+    /// The key seam on `engine`: KMS, or the realm key files under
+    /// `<DIR>/keys` (the database is not opened).
+    pub async fn kms(&self, engine: &Engine) -> Arc<dyn Kms> {
+        match engine {
+            Engine::Aws => Arc::new(AwsKms::new(self.aws_config().await)),
+            Engine::Local(dir) => Arc::new(LocalKms::new(dir)),
         }
     }
 }

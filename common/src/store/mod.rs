@@ -1,6 +1,6 @@
 //! The three storage seams lava runs on — tables, queue, objects — as small
-//! traits (plus the event bus of the `event` action and the secrets that
-//! connections name), and the choice of the
+//! traits (plus the event bus of the `event` action, the secrets that
+//! connections name and the keys of secure state), and the choice of the
 //! engine that implements each. Everything above the seams is written once
 //! for every engine.
 
@@ -9,11 +9,13 @@ mod backend;
 pub mod engine;
 mod files;
 pub mod item;
+pub mod kms;
 pub mod local;
 pub mod secrets;
 
 pub use backend::{Backend, BackendSpec};
 pub use engine::{Connector, Engine, Seams, connect_bus, connect_secrets};
+pub use kms::Kms;
 pub use secrets::{ParameterCache, SecretValue, Secrets};
 
 use std::path::Path;

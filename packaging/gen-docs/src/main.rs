@@ -1,6 +1,6 @@
 //! `lava-gen-docs OUT_DIR`: writes the man pages (`OUT_DIR/man/*.1`, one per
 //! command and subcommand) and the bash, zsh and fish completions
-//! (`OUT_DIR/completions/{bash,zsh,fish}/`) of the four lava commands, from
+//! (`OUT_DIR/completions/{bash,zsh,fish}/`) of the five lava commands, from
 //! the same clap definitions the binaries parse. `packaging/build` runs it.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ fn commands() -> Vec<Command> {
         lava_dispatcher::dispatch_cli::Args::command(),
         lava_dispatcher::crontab::cli::Args::command(),
         lava_dispatcher::realm_cli::Args::command(),
+        lava_dispatcher::state_cli::Args::command(),
     ]
 }
 
@@ -80,7 +81,13 @@ mod tests {
     fn writes_a_page_and_three_completions_per_command() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = generate(dir.path()).expect("generate");
-        for name in ["lava-worker", "lava-dispatch", "lava-crontab", "lava-realm"] {
+        for name in [
+            "lava-worker",
+            "lava-dispatch",
+            "lava-crontab",
+            "lava-realm",
+            "lava-state",
+        ] {
             for file in [
                 format!("man/{name}.1"),
                 format!("completions/bash/{name}"),
@@ -92,5 +99,6 @@ mod tests {
             }
         }
         assert!(dir.path().join("man/lava-crontab-sync.1").is_file());
+        assert!(dir.path().join("man/lava-state-put.1").is_file());
     }
 }

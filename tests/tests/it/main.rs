@@ -17,5 +17,6 @@ mod realm;
 mod resilience;
 mod runaway;
 mod sched;
+mod state;
 mod store;
 mod worker;

@@ -111,7 +111,13 @@ fn build_packages() -> (PathBuf, PathBuf) {
 
 /// What both packages install (besides directories).
 fn expected_files(units: &str) -> Vec<String> {
-    let commands = ["lava-worker", "lava-dispatch", "lava-crontab", "lava-realm"];
+    let commands = [
+        "lava-worker",
+        "lava-dispatch",
+        "lava-crontab",
+        "lava-realm",
+        "lava-state",
+    ];
     let mut files: Vec<String> = commands.iter().map(|c| format!("/usr/bin/{c}")).collect();
     files.push("/usr/bin/lava-dispatcher".into());
     for unit in [
@@ -126,7 +132,7 @@ fn expected_files(units: &str) -> Vec<String> {
     files.push("/etc/lava/worker-example.env".into());
     for page in commands
         .iter()
-        .chain(&["lava-crontab-sync", "lava-realm-create"])
+        .chain(&["lava-crontab-sync", "lava-realm-create", "lava-state-put"])
     {
         files.push(format!("/usr/share/man/man1/{page}.1.gz"));
     }

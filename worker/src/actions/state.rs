@@ -1,5 +1,6 @@
-//! The `state` action: writes a state item (`json` or `raw`) with a TTL
-//! capped by `STATE_MAX_TTL`.
+//! The `state` action: writes a state item (`json`, `raw`, or `secure`
+//! under `kms_key`) with a TTL capped by `STATE_MAX_TTL`; a `ttl` of zero
+//! means `STATE_TTL`.
 
 use async_trait::async_trait;
 use lava_common::state::{self, StateWrite};
@@ -28,12 +29,10 @@ impl Action for State {
             .render(&units::show(a.field("state_id")))
             .await
             .map_err(|e| format!("Bad state_id: {e}"))?;
-        let value = a
-            .services
-            .renderer
-            .render_json_text_async(a.field("value"), &a.ctx)
-            .await
-            .map_err(|e| format!("Bad value: {e}"))?;
+        // The original's order of checks: id, reserved id, publisher, value, type.
+        if state::is_reserved(&state_id) {
+            return Err(state::StateError::Reserved.to_string());
+        }
         let publisher_template = a
             .fields
             .get("publisher")
@@ -42,26 +41,47 @@ impl Action for State {
             .render(&publisher_template)
             .await
             .map_err(|e| format!("Bad publisher: {e}"))?;
+        let value = a
+            .services
+            .renderer
+            .render_json_text_async(a.field("value"), &a.ctx)
+            .await
+            .map_err(|e| format!("Bad value: {e}"))?;
+        let state_type = a
+            .fields
+            .get("type")
+            .map_or_else(|| "json".to_string(), units::show);
+        let state_type = state::state_type(&state_type).map_err(|e| e.to_string())?;
         let settings = &a.services.settings;
         let ttl = match a.fields.get("ttl") {
-            None | Some(serde_json::Value::Null) => settings.state_ttl.as_secs_f64(),
-            Some(v) => units::duration_value(v).map_err(|e| format!("Bad ttl: {e}"))?,
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(units::duration_value(v).map_err(|e| format!("Bad ttl: {e}"))?),
         };
-        // Capped, never converted to a `Duration`: any number is a valid ttl.
-        let ttl_secs = ttl.min(settings.state_max_ttl.as_secs_f64()) as i64;
         let write = StateWrite {
             state_id,
             value,
-            state_type: a
-                .fields
-                .get("type")
-                .map_or_else(|| "json".to_string(), units::show),
-            ttl_secs,
+            state_type,
+            ttl_secs: state::ttl_seconds(
+                ttl,
+                settings.state_ttl.as_secs_f64(),
+                settings.state_max_ttl.as_secs_f64(),
+            ),
             publisher,
+            kms_key: a
+                .fields
+                .get("kms_key")
+                .filter(|k| !k.is_null())
+                .map(units::show),
         };
-        state::write(a.services.tables.as_ref(), &a.services.realm_name, &write)
-            .await
-            .map_err(|e| e.to_string())?;
+        let services = a.services;
+        state::write(
+            services.tables.as_ref(),
+            services.kms.as_ref(),
+            &services.realm_name,
+            &write,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         tracing::debug!(job_id = %a.run.job_id(), run_id = %a.run.run_id(),
             "state {} written", write.state_id);
         Ok(())

@@ -110,7 +110,8 @@ pub(super) async fn run(
     // State expansion.
     let mut expanded = run.job.state().clone();
     for (state_id, value) in expanded.iter_mut() {
-        match state::read(services.tables.as_ref(), &services.realm_name, state_id).await {
+        let (tables, kms) = (services.tables.as_ref(), services.kms.as_ref());
+        match state::read(tables, kms, &services.realm_name, state_id).await {
             Ok(Some(current)) => *value = current,
             Ok(None) => {}
             Err(e) => return fail_early(events, Value::String(format!("State: {e}"))).await,
