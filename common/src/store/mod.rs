@@ -253,6 +253,8 @@ pub trait Tables: Send + Sync {
     ) -> Result<Option<Item>, StoreError>;
     /// Renews a lease `lease.owner` holds, and sets the item's `ttl` when
     /// given; `false` when it no longer holds it (released, or taken over).
+    /// One attempt, not retried inside: the caller retries within the
+    /// lease's span (renewing is idempotent).
     async fn renew_lease(
         &self,
         realm: &str,

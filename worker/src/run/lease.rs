@@ -241,15 +241,20 @@ async fn keep(
     deadline: Instant,
     stop: &CancellationToken,
 ) -> Kept {
+    // Each try may take a quarter of the span (at least a second): a
+    // request that hangs is abandoned and tried again, so one silent
+    // connection cannot cost the lease.
+    let try_limit = (hold.span / 4).max(Duration::from_secs(1));
     let mut pause = Duration::from_millis(100);
     loop {
         let sent = Instant::now();
         if sent >= deadline {
             return Kept::Lost("not renewed within its span".into());
         }
+        let until = (sent + try_limit).min(deadline);
         let result = tokio::select! {
             () = stop.cancelled() => return Kept::Stopped,
-            r = tokio::time::timeout_at(deadline, renew(w, job_id, run_id, hold)) => r,
+            r = tokio::time::timeout_at(until, renew(w, job_id, run_id, hold)) => r,
         };
         match result {
             Ok(Ok(true)) => return Kept::Renewed(sent),
@@ -257,13 +262,13 @@ async fn keep(
             Ok(Ok(false)) if stop.is_cancelled() => return Kept::Stopped,
             Ok(Ok(false)) => return Kept::Lost("renewal refused".into()),
             Ok(Err(e)) => tracing::warn!("cannot renew the run's lease: {e}"),
-            Err(_) => return Kept::Lost("not renewed within its span".into()),
+            Err(_) => tracing::warn!("cannot renew the run's lease: no reply in {try_limit:?}"),
         }
         tokio::select! {
             () = stop.cancelled() => return Kept::Stopped,
             () = tokio::time::sleep(pause) => {}
         }
-        pause = (pause * 2).min(Duration::from_secs(2));
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
 }
 

@@ -439,7 +439,12 @@ impl Tables for AwsTables {
                 .expression_attribute_values(":ttl", AttributeValue::N(ttl.to_string())),
             None => request.update_expression("SET #lease = :lease"),
         };
-        match request.send().await {
+        // One attempt: the caller tries again at its own pace within the
+        // lease's span (the SDK's backoff could outlast a short span).
+        let once = aws_sdk_dynamodb::config::Builder::default().retry_config(
+            aws_sdk_dynamodb::config::retry::RetryConfig::standard().with_max_attempts(1),
+        );
+        match request.customize().config_override(once).send().await {
             Ok(_) => Ok(true),
             Err(e) => match store_error(e, Self::missing_table(name)) {
                 StoreError::ConditionFailed(_) => Ok(false),
