@@ -132,15 +132,22 @@ def queue_empty(sqs, url):
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
 
 
-def recorded(ddb, realm, run_ids):
-    """How many of the runs have their final `complete` entry."""
-    done = 0
+def final_statuses(ddb, realm, run_ids):
+    """The final status of each run that has one."""
+    found = Counter()
     for run_id in run_ids:
         item = ddb.get_item(TableName=f"lava.{realm}.events", ConsistentRead=True,
                             Key={"job_id": {"S": "bench/true"}, "run_id": {"S": run_id}}).get("Item", {})
-        log = item.get("log", {}).get("L", [])
-        done += any(e["M"]["status"]["S"] == "complete" for e in log)
-    return done
+        for entry in item.get("log", {}).get("L", []):
+            status = entry["M"]["status"]["S"]
+            if status in ("complete", "failed", "rejected", "skipped"):
+                found[status] += 1
+    return found
+
+
+def recorded(ddb, realm, run_ids):
+    """How many of the runs have their final `complete` entry."""
+    return final_statuses(ddb, realm, run_ids)["complete"]
 
 
 def measure(name, argv, env, moto, sqs, url, proxy, n, realm):
@@ -173,8 +180,8 @@ def measure(name, argv, env, moto, sqs, url, proxy, n, realm):
         counts = proxy.take()
         missing = n - recorded(ddb, realm, run_ids)
         if missing:
-            print(f"{name}: {missing} of {n} runs have no complete entry (their requests are not all counted)",
-                  file=sys.stderr)
+            print(f"{name}: {missing} of {n} runs have no complete entry; final entries: "
+                  f"{dict(final_statuses(ddb, realm, run_ids))}", file=sys.stderr)
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
