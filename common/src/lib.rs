@@ -19,6 +19,7 @@ pub mod spec;
 pub mod state;
 pub mod store;
 pub mod timestamp;
+pub mod ttl_cache;
 pub mod units;
 
 /// The lava version, as `--version` prints it.

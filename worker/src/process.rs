@@ -283,23 +283,34 @@ fn all_processes() -> Vec<u32> {
 /// The children of a process, from each of its threads' `children` file
 /// (`None` when the kernel does not provide them).
 fn children_of(pid: &str) -> Option<Vec<u32>> {
+    if !kernel_lists_children() {
+        return None;
+    }
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut children = Vec::new();
     for task in tasks.flatten() {
-        match std::fs::read_to_string(task.path().join("children")) {
-            Ok(text) => children.extend(
+        // A thread that ended meanwhile has none.
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            children.extend(
                 text.split_whitespace()
                     .filter_map(|p| p.parse::<u32>().ok()),
-            ),
-            // No such file in a thread that still exists: this kernel lists
-            // no children. (A thread that ended meanwhile has none.)
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && task.path().exists() => {
-                return None;
-            }
-            Err(_) => {}
+            );
         }
     }
     Some(children)
+}
+
+/// Whether this kernel has `/proc/<pid>/task/<tid>/children`, asked once of
+/// the calling thread (alive, so a missing file means no support).
+fn kernel_lists_children() -> bool {
+    static LISTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LISTS.get_or_init(|| {
+        std::path::Path::new(&format!(
+            "/proc/self/task/{}/children",
+            nix::unistd::gettid()
+        ))
+        .exists()
+    })
 }
 
 /// This process's descendants, walked down from its own children: far

@@ -4,9 +4,8 @@
 //! cached per connection for `AWS_ACCESS_KEY_CACHE_TTL` (at most
 //! `AWS_ACCESS_KEY_CACHE_SIZE` entries).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sts::types::{PolicyDescriptorType, Tag};
@@ -14,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::{ConnError, Connections, Record, role_session_name};
+use crate::ttl_cache::TtlCache;
 use crate::units;
 
 /// The keys an `aws` connection may have besides the common ones.
@@ -77,7 +77,7 @@ pub struct AwsResolver {
     profile: Option<String>,
     settings: AwsSettings,
     config: Arc<OnceCell<SdkConfig>>,
-    cache: Arc<Mutex<HashMap<String, (Instant, AwsCredentials)>>>,
+    cache: TtlCache<AwsCredentials>,
 }
 
 impl AwsResolver {
@@ -85,9 +85,9 @@ impl AwsResolver {
     pub fn new(profile: Option<&str>, settings: AwsSettings) -> Self {
         Self {
             profile: profile.map(str::to_string),
+            cache: TtlCache::new(settings.cache_ttl, settings.cache_size),
             settings,
             config: Arc::default(),
-            cache: Arc::default(),
         }
     }
 
@@ -95,38 +95,6 @@ impl AwsResolver {
         self.config
             .get_or_init(|| crate::store::aws::sdk_config(self.profile.as_deref()))
             .await
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, AwsCredentials)>> {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn cached(&self, id: &str) -> Option<AwsCredentials> {
-        let entries = self.lock();
-        let (at, creds) = entries.get(id)?;
-        (at.elapsed() < self.settings.cache_ttl).then(|| creds.clone())
-    }
-
-    fn store(&self, id: &str, creds: &AwsCredentials) {
-        let ttl = self.settings.cache_ttl;
-        if ttl.is_zero() || self.settings.cache_size == 0 {
-            return;
-        }
-        let mut entries = self.lock();
-        entries.retain(|_, (at, _)| at.elapsed() < ttl);
-        while entries.len() >= self.settings.cache_size {
-            let oldest = entries
-                .iter()
-                .min_by_key(|(_, (at, _))| *at)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => entries.remove(&k),
-                None => break,
-            };
-        }
-        entries.insert(id.to_string(), (Instant::now(), creds.clone()));
     }
 
     /// The credentials of `record` (an enabled `aws` connection).
@@ -158,7 +126,7 @@ impl AwsResolver {
                 "One of access_keys or role_arn is required",
             ));
         }
-        if let Some(creds) = self.cached(id) {
+        if let Some(creds) = self.cache.get(id) {
             return Ok(creds);
         }
         let region = match region {
@@ -183,7 +151,7 @@ impl AwsResolver {
         } else {
             self.assume_role(c, record, region, app_name).await?
         };
-        self.store(id, &creds);
+        self.cache.put(id, creds.clone());
         Ok(creds)
     }
 
@@ -391,12 +359,12 @@ mod tests {
             session_token: None,
         };
         for id in ["x", "y", "z"] {
-            r.store(id, &creds);
+            r.cache.put(id, creds.clone());
         }
-        assert_eq!(r.lock().len(), 2);
-        assert!(r.cached("x").is_none() && r.cached("z").is_some());
+        assert_eq!(r.cache.len(), 2);
+        assert!(r.cache.get("x").is_none() && r.cache.get("z").is_some());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(r.cached("z").is_none());
+        assert!(r.cache.get("z").is_none());
         let off = AwsResolver::new(
             None,
             AwsSettings {
@@ -404,7 +372,7 @@ mod tests {
                 ..AwsSettings::default()
             },
         );
-        off.store("x", &creds);
-        assert!(off.cached("x").is_none());
+        off.cache.put("x", creds.clone());
+        assert!(off.cache.get("x").is_none());
     }
 }

@@ -6,13 +6,13 @@
 //!
 //! Values are secrets: nothing here logs them or puts them in an error.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::StoreError;
+use crate::ttl_cache::TtlCache;
 
 /// A Secrets Manager secret's value.
 #[derive(Clone, PartialEq, Eq)]
@@ -63,16 +63,13 @@ pub trait Secrets: Send + Sync {
 #[derive(Clone)]
 pub struct ParameterCache {
     secrets: Arc<dyn Secrets>,
-    ttl: Option<Duration>,
-    size: usize,
-    entries: Arc<Mutex<HashMap<String, (Instant, String)>>>,
+    entries: TtlCache<String>,
 }
 
 impl std::fmt::Debug for ParameterCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParameterCache")
-            .field("ttl", &self.ttl)
-            .field("size", &self.size)
+            .field("active", &self.entries.is_active())
             .finish_non_exhaustive()
     }
 }
@@ -82,9 +79,7 @@ impl ParameterCache {
     pub fn new(secrets: Arc<dyn Secrets>, ttl: Option<Duration>, size: usize) -> Self {
         Self {
             secrets,
-            ttl: ttl.filter(|t| !t.is_zero()),
-            size,
-            entries: Arc::default(),
+            entries: TtlCache::new(ttl.unwrap_or_default(), size),
         }
     }
 
@@ -95,49 +90,17 @@ impl ParameterCache {
 
     /// A parameter's value, from the cache while it is fresh.
     pub async fn parameter(&self, name: &str) -> Result<String, StoreError> {
-        let Some(ttl) = self.ttl.filter(|_| self.size > 0) else {
-            return self.secrets.parameter(name).await;
-        };
-        if let Some(value) = self.cached(name, ttl) {
+        if let Some(value) = self.entries.get(name) {
             return Ok(value);
         }
         let value = self.secrets.parameter(name).await?;
-        self.store(name, &value, ttl);
+        self.entries.put(name, value.clone());
         Ok(value)
     }
 
     /// A parameter's value read afresh, bypassing the cache (external ids).
     pub async fn parameter_uncached(&self, name: &str) -> Result<String, StoreError> {
         self.secrets.parameter(name).await
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, String)>> {
-        // A panic while holding the lock leaves a map that is still whole.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn cached(&self, name: &str, ttl: Duration) -> Option<String> {
-        let entries = self.lock();
-        let (at, value) = entries.get(name)?;
-        (at.elapsed() < ttl).then(|| value.clone())
-    }
-
-    fn store(&self, name: &str, value: &str, ttl: Duration) {
-        let mut entries = self.lock();
-        entries.retain(|_, (at, _)| at.elapsed() < ttl);
-        while entries.len() >= self.size {
-            let oldest = entries
-                .iter()
-                .min_by_key(|(_, (at, _))| *at)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => entries.remove(&k),
-                None => break,
-            };
-        }
-        entries.insert(name.to_string(), (Instant::now(), value.to_string()));
     }
 }
 
@@ -211,7 +174,7 @@ mod tests {
         for name in ["a", "b", "c"] {
             c.parameter(name).await.ok();
         }
-        assert_eq!(c.lock().len(), 2);
+        assert_eq!(c.entries.len(), 2);
         // "a" was the oldest: evicted, read again.
         c.parameter("a").await.ok();
         assert_eq!(reads.0.load(Ordering::SeqCst), 4);

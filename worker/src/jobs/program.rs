@@ -8,6 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lava_common::connection::generic::python_text;
 use lava_common::render::Context;
 use lava_common::store::{BackendSpec, StoreError};
 use lava_common::units;
@@ -110,7 +111,7 @@ impl JobContext<'_> {
         };
         let args = match params.get("args") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(list)) => list.iter().map(python_str).collect(),
+            Some(Value::Array(list)) => list.iter().map(python_text).collect(),
             Some(_) => return Err(Failure::new("args must be a list")),
         };
         let vars = match params.get("vars") {
@@ -403,18 +404,6 @@ pub(super) fn random_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
 
-/// A parameter value as Python's `str()` prints it.
-fn python_str(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::Null => "None".into(),
-        Value::Number(n) => n.to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// The result of a list of program runs: `{exit_status, output: […]}`, plus
 /// `error` (the stderr excerpt) in the failure's data.
 pub(super) fn program_result(output: Vec<Value>, failed: Option<Failed>) -> Result<Value, Failure> {
@@ -493,9 +482,9 @@ mod tests {
 
     #[test]
     fn python_strings_and_paths() {
-        assert_eq!(python_str(&serde_json::json!(5)), "5");
-        assert_eq!(python_str(&serde_json::json!(true)), "True");
-        assert_eq!(python_str(&serde_json::json!("x")), "x");
+        assert_eq!(python_text(&serde_json::json!(5)), "5");
+        assert_eq!(python_text(&serde_json::json!(true)), "True");
+        assert_eq!(python_text(&serde_json::json!("x")), "x");
         assert_eq!(
             suffixed(Path::new("/j/run.sh"), "stdout"),
             PathBuf::from("/j/run.sh.stdout")
