@@ -11,6 +11,7 @@ use std::time::Duration;
 use lava_tests::TestRealm;
 use lava_tests::procs::Background;
 use lava_tests::proxy::{Fault, FaultProxy, Faults};
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 const JOBS: usize = 100;
@@ -512,4 +513,45 @@ async fn aws_chaos_with_a_worker_killed_midway() {
     assert!(survivor.running(), "the worker stopped: {}", survivor.log());
     let status = survivor.stop().await;
     assert_eq!(status.code(), Some(0), "{}", tail(&survivor.log(), 100));
+}
+
+/// A payload that exited before the drain deadline is recorded as it
+/// ended, even when the deadline passes while its output is being stored:
+/// the deadline stops payloads, never the recording of one that is over.
+#[tokio::test]
+async fn aws_payload_over_before_the_drain_deadline_is_recorded_as_it_ended() {
+    let t = TestRealm::new(&["core"]).await;
+    t.put_job(json!({"job_id": "drained", "type": "cmd", "worker": "core",
+                     "payload": "echo done", "enabled": true, "owner": "tests",
+                     "description": "ends before the drain deadline"}))
+        .await;
+    let proxy = proxy(Faults::none(seed())).await;
+    proxy.hold_uploads();
+    let mut cmd = t.worker("core");
+    cmd.args(["--threads", "1", "--drain-timeout", "1s"])
+        .env("AWS_ENDPOINT_URL", proxy.url());
+    let mut worker = Background::start(cmd);
+    let run_id = t.dispatch_job("drained", &[]).await;
+    // Its stdout upload is held: the payload is over.
+    lava_tests::procs::wait_for("the output upload", Duration::from_secs(60), || {
+        let held = proxy.held_uploads();
+        async move { (held > 0).then_some(()) }
+    })
+    .await;
+    worker.signal(Signal::SIGTERM);
+    lava_tests::procs::wait_for("the drain deadline", Duration::from_secs(30), || {
+        let log = worker.log();
+        async move { log.contains("drain deadline reached").then_some(()) }
+    })
+    .await;
+    proxy.release_uploads();
+    let status = worker.wait().await;
+    assert_eq!(status.code(), Some(0), "{}", worker.log());
+    assert_eq!(
+        t.statuses("drained", &run_id).await,
+        vec!["starting", "running", "complete"],
+        "{}",
+        worker.log()
+    );
+    assert!(t.drain("core", 1, Duration::from_secs(2)).await.is_empty());
 }

@@ -15,6 +15,7 @@ mod logging;
 mod packaging;
 mod realm;
 mod resilience;
+mod retries;
 mod runaway;
 mod sched;
 mod state;

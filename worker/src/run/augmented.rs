@@ -34,6 +34,10 @@ pub(super) struct Run {
     pub s3tmp: String,
     /// The run's private directory.
     pub(super) job_dir: PathBuf,
+    /// Whether a failed attempt with iterations left returns the run's
+    /// message to the queue for the iteration delay (`RETRY_MODE=delayed`),
+    /// rather than wait in its job slot. Only a run of its own message can.
+    pub(super) delayed_retries: bool,
 }
 
 impl Run {

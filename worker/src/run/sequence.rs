@@ -1,7 +1,8 @@
 //! The run sequence of an admitted run: the static `enabled`, the
 //! `starting` event, the limits (`max_run_delay`, `iteration_limit`,
 //! `iteration_delay`), `globals.lava`, state expansion, `event_log`, the
-//! Jinja `enabled`, the job type, the job directory, then the attempts.
+//! Jinja `enabled`, the job type, the job directory, then the attempts. A
+//! resumed run (a planned retry) skips what its first delivery did.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use serde_json::{Map, Value};
 
 use super::augmented::Run;
 use super::record::{fail_early, final_event, lost, reject};
+use super::resume::Resume;
 use super::{End, attempts};
 use crate::events::{Mark, RunEvents};
 use crate::jobs::registry::{self, Lookup};
@@ -21,17 +23,33 @@ use crate::process::Interrupt;
 use crate::workdir;
 use crate::worker::Worker;
 
+/// How an admitted run's sequence begins.
+pub(super) enum Begin {
+    /// Its `starting` entry is still to be written.
+    Fresh,
+    /// Its `starting` entry went with the lease, at this time.
+    Started(DateTime<FixedOffset>),
+    /// A planned retry: the run goes on with its next iteration. The checks
+    /// its first delivery passed (`enabled`, `max_run_delay`) and its
+    /// `event_log` are not done again.
+    Resumed(Resume),
+}
+
 /// Runs an admitted run to its end.
 pub(super) async fn run(
     w: &Arc<Worker>,
     mut run: Run,
     events: &mut RunEvents,
     cancel: &Interrupt,
-    started: Option<DateTime<FixedOffset>>,
+    begin: Begin,
 ) -> End {
     let prefix = run.prefix();
     let services = &w.services;
-    if run.job.enabled() == Enabled::Static(false) {
+    let resume = match &begin {
+        Begin::Resumed(resume) => Some(resume.clone()),
+        Begin::Fresh | Begin::Started(_) => None,
+    };
+    if resume.is_none() && run.job.enabled() == Enabled::Static(false) {
         tracing::info!("{prefix}: not enabled (static)");
         return final_event(
             events,
@@ -42,9 +60,10 @@ pub(super) async fn run(
     }
     // `starting` went with the lease, unless admission could not tell
     // then that the run would start.
-    match started {
-        Some(t) => run.ts_start = t,
-        None => match events
+    match begin {
+        Begin::Started(t) => run.ts_start = t,
+        Begin::Resumed(resume) => run.ts_start = resume.ts_start,
+        Begin::Fresh => match events
             .write(Status::Starting, Value::Null, Mark::Entry)
             .await
         {
@@ -55,10 +74,16 @@ pub(super) async fn run(
             }
         },
     }
-    tracing::info!(event_type = "job", "{prefix}: Starting");
+    if resume.is_none() {
+        tracing::info!(event_type = "job", "{prefix}: Starting");
+    }
 
     // Limits.
-    if let Some(v) = run.job.field("max_run_delay").filter(|v| !v.is_null()) {
+    if let Some(v) = run
+        .job
+        .field("max_run_delay")
+        .filter(|v| !v.is_null() && resume.is_none())
+    {
         // Compared in seconds, never made a `Duration`: any number is a
         // valid limit, however large.
         let Ok(limit) = units::duration_value(v) else {
@@ -105,6 +130,25 @@ pub(super) async fn run(
         return reject(events, &format!("iteration_delay must be <= {text}")).await;
     }
 
+    // A planned retry that came back before it is due (a copy of its
+    // message, or a visibility change that failed) goes back to wait.
+    if let Some(resume) = &resume {
+        let due = resume.retried_at + chrono::Duration::from_std(delay).unwrap_or_default();
+        let early = (due - timestamp::now_local()).to_std().unwrap_or_default();
+        if !early.is_zero() {
+            tracing::info!(
+                "{prefix}: iteration {} is due in {early:?}",
+                resume.iteration
+            );
+            return End::Later(early.max(events.release_lease().await));
+        }
+        tracing::info!(
+            event_type = "job",
+            "{prefix}: Resuming at iteration {}",
+            resume.iteration
+        );
+    }
+
     complete_lava_globals(&mut run);
 
     // State expansion.
@@ -120,7 +164,12 @@ pub(super) async fn run(
     run.state = expanded;
 
     // event_log.
-    if let Some(event_log) = run.job.field("event_log").cloned() {
+    if let Some(event_log) = run
+        .job
+        .field("event_log")
+        .filter(|_| resume.is_none())
+        .cloned()
+    {
         let ctx = run.context(services);
         let info = match services
             .renderer
@@ -138,7 +187,7 @@ pub(super) async fn run(
 
     // Dynamic enable: the rendered text, trimmed and lower-cased, must be
     // "true"; the `skipped` info quotes it that way, as the original does.
-    if let Enabled::Template(template) = run.job.enabled() {
+    if let (Enabled::Template(template), None) = (run.job.enabled(), &resume) {
         let rendered = match services
             .renderer
             .render_str_async(&template, &run.context(services))
@@ -178,7 +227,10 @@ pub(super) async fn run(
             return fail_early(events, Value::String(format!("Cannot create job dir: {e}"))).await;
         }
     }
-    let end = attempts::run(w, job_type, &mut run, events, cancel, limit, delay).await;
+    // A run resumed past a limit lowered meanwhile still has its attempt.
+    let first = resume.map_or(1, |r| r.iteration);
+    let limit = limit.max(first);
+    let end = attempts::run(w, job_type, &mut run, events, cancel, first..=limit, delay).await;
     if let Err(e) = workdir::remove_tree(&run.job_dir).await {
         tracing::warn!("cannot remove {}: {e}", run.job_dir.display());
     }
