@@ -253,6 +253,11 @@ impl Connections {
         &self.realm
     }
 
+    /// The secret stores (SSM parameters and Secrets Manager secrets).
+    pub fn secrets(&self) -> &Arc<dyn crate::store::Secrets> {
+        self.parameters.secrets()
+    }
+
     /// Reads and checks connection `conn_id`: it must exist, have
     /// `conn_id`, `type` and `enabled`, and be enabled.
     pub async fn get(&self, conn_id: &str) -> Result<Record, ConnError> {

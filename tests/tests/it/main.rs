@@ -17,6 +17,7 @@ mod realm;
 mod resilience;
 mod runaway;
 mod sched;
+mod sql;
 mod state;
 mod store;
 mod worker;

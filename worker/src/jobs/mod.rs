@@ -10,6 +10,7 @@ mod outcome;
 mod params;
 mod payload;
 mod program;
+mod sql_run;
 pub mod registry;
 
 use async_trait::async_trait;
@@ -50,6 +51,8 @@ job_types! {
     pkg::Pkg,
     log::Log,
     lavasched::Lavasched,
+    sql::Sql,
+    sqli::Sqli,
 }
 
 /// Runs one attempt of a job of a known type: the parameter check, then the type.

@@ -286,18 +286,23 @@ impl JobContext<'_> {
             return Ok(false);
         }
         let source = capture::path_of(&file);
-        // Retried like event writes: a passing S3 fault must not fail a run
-        // whose payload succeeded. Each try reads the file afresh.
+        self.upload_retried(&source, url).await?;
+        Ok(true)
+    }
+
+    /// Uploads a file, retried like event writes: a passing S3 fault must
+    /// not fail a run whose payload succeeded. Each try reads the file afresh.
+    pub(super) async fn upload_retried(&self, source: &Path, url: &str) -> Result<(), Failure> {
         let mut delay = Duration::from_millis(250);
         let mut attempt = 1;
         loop {
             match self
                 .services
                 .objects
-                .upload(url, &source, self.services.realm.s3_key())
+                .upload(url, source, self.services.realm.s3_key())
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(()),
                 Err(e @ (StoreError::Unavailable(_) | StoreError::Service(_)))
                     if attempt < UPLOAD_ATTEMPTS =>
                 {
