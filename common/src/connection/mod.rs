@@ -2,9 +2,9 @@
 //! every use (no caching of records), checked, and the secrets it names are
 //! read from SSM (through the [`ParameterCache`]) or Secrets Manager. The
 //! connector types resolved in-process so far are `generic` (its attribute
-//! map) and `aws` (credentials, from access keys or an assumed role); every
-//! other type fails with an error naming it. Also the application name of
-//! `CONN_APP_NAME`.
+//! map), `aws` (credentials, from access keys or an assumed role) and the
+//! database types (`crate::db::resolve`); every other type fails with an
+//! error naming it. Also the application name of `CONN_APP_NAME`.
 //!
 //! Errors keep the original's texts (`<id>: No such connection`,
 //! `Connection <id>: Not enabled`, …) and name the field at fault; they

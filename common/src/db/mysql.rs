@@ -159,7 +159,10 @@ fn field(column: &Column, value: &Value) -> Field {
         | ColumnType::MYSQL_TYPE_TIMESTAMP
         | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
             // Zero dates are not Python dates: pymysql keeps the text.
-            if text.starts_with("0000") || text.get(4..8) == Some("-00-") || text.get(7..10) == Some("-00") {
+            if text.starts_with("0000")
+                || text.get(4..8) == Some("-00-")
+                || text.get(7..10) == Some("-00")
+            {
                 Field::text(text)
             } else {
                 Field::text(pytext::fraction_text(&text))

@@ -157,6 +157,8 @@ fn field(ty: &Type, text: Option<&str>) -> Field {
         Type::TIMESTAMPTZ => Field::text(timestamptz(text)),
         Type::INTERVAL => Field::text(interval(text)),
         Type::JSON | Type::JSONB => match serde_json::from_str::<serde_json::Value>(text) {
+            // JSON `null` is Python's None: an empty field.
+            Ok(serde_json::Value::Null) => Field::null(),
             Ok(v) => {
                 let numeric = v.is_number() || v.is_boolean();
                 Field {
@@ -189,7 +191,9 @@ fn timestamptz(text: &str) -> String {
     let parts: Vec<&str> = offset[1..].split(':').collect();
     let ok = !parts.is_empty()
         && parts.len() <= 3
-        && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()));
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()));
     if !ok {
         return text.to_string();
     }
@@ -261,7 +265,10 @@ mod tests {
 
     #[test]
     fn server_text_as_pg8000() {
-        assert_eq!(timestamptz("2024-05-01 10:00:00+00"), "2024-05-01 10:00:00+00:00");
+        assert_eq!(
+            timestamptz("2024-05-01 10:00:00+00"),
+            "2024-05-01 10:00:00+00:00"
+        );
         assert_eq!(
             timestamptz("2024-05-01 10:00:00.25+05:30"),
             "2024-05-01 10:00:00.250000+05:30"

@@ -32,9 +32,7 @@ impl Engine {
                 Some(Self::Postgres)
             }
             "redshift" => Some(Self::Redshift),
-            "mysql" | "mariadb" | "mariadb-rds" | "mysql-aurora" | "mysql-rds" => {
-                Some(Self::MySql)
-            }
+            "mysql" | "mariadb" | "mariadb-rds" | "mysql-aurora" | "mysql-rds" => Some(Self::MySql),
             "sqlite3" => Some(Self::Sqlite),
             _ => None,
         }
@@ -162,7 +160,10 @@ pub async fn resolve(
         missing.sort_unstable();
         return Err(ConnError::BadRecord {
             id: id.to_string(),
-            reason: format!("Bad connection record: Missing keys: {}", missing.join(", ")),
+            reason: format!(
+                "Bad connection record: Missing keys: {}",
+                missing.join(", ")
+            ),
         });
     }
     let port_text = fields.get("port").and_then(text_of).unwrap_or_default();
@@ -198,7 +199,10 @@ pub async fn resolve(
     };
     match engine {
         Engine::Postgres | Engine::Redshift if database.is_none() => {
-            return Err(ConnError::other(id, "database must be specified for Postgres"));
+            return Err(ConnError::other(
+                id,
+                "database must be specified for Postgres",
+            ));
         }
         Engine::MySql if database.is_none() => {
             return Err(ConnError::other(id, "database must be specified for MySQL"));
@@ -268,7 +272,11 @@ async fn fill(
     let text = match secret {
         SecretValue::Text(t) => t,
         SecretValue::Binary(_) => {
-            return Err(ConnError::field(id, "secret_id", "Binary secret not allowed"));
+            return Err(ConnError::field(
+                id,
+                "secret_id",
+                "Binary secret not allowed",
+            ));
         }
     };
     let Ok(Value::Object(data)) = serde_json::from_str::<Value>(&text) else {

@@ -145,7 +145,10 @@ fn run(
         }
         batch.push(fields);
         if batch.len() >= batch_size {
-            if tx.blocking_send(Message::Rows(std::mem::take(&mut batch))).is_err() {
+            if tx
+                .blocking_send(Message::Rows(std::mem::take(&mut batch)))
+                .is_err()
+            {
                 return Ok(());
             }
         }

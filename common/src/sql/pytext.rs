@@ -84,7 +84,10 @@ pub fn decimal_text(text: &str) -> String {
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if (int_part.is_empty() && frac_part.is_empty())
-        || !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+        || !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return text.to_string();
     }
@@ -105,7 +108,10 @@ pub fn decimal_text(text: &str) -> String {
     };
     let (intpart, fracpart) = if dotplace <= 0 {
         let zeros = usize::try_from(-dotplace).unwrap_or(0);
-        ("0".to_string(), format!(".{}{coefficient}", "0".repeat(zeros)))
+        (
+            "0".to_string(),
+            format!(".{}{coefficient}", "0".repeat(zeros)),
+        )
     } else if dotplace >= n {
         let zeros = usize::try_from(dotplace - n).unwrap_or(0);
         (format!("{coefficient}{}", "0".repeat(zeros)), String::new())
@@ -331,11 +337,20 @@ mod tests {
     fn spans_times_bytes() {
         assert_eq!(timedelta_text(3_600_000_000), "1:00:00");
         assert_eq!(timedelta_text(-3_600_000_000), "-1 day, 23:00:00");
-        assert_eq!(timedelta_text(90_000_000_000 + 500_000), "1 day, 1:00:00.500000");
+        assert_eq!(
+            timedelta_text(90_000_000_000 + 500_000),
+            "1 day, 1:00:00.500000"
+        );
         assert_eq!(clock_micros("-01:00:00"), Some(-3_600_000_000));
         assert_eq!(fraction_text("10:00:00.5"), "10:00:00.500000");
-        assert_eq!(fraction_text("2024-05-01 10:00:00.000"), "2024-05-01 10:00:00");
-        assert_eq!(fraction_text("2024-05-01 10:00:00.25+00:00"), "2024-05-01 10:00:00.250000+00:00");
+        assert_eq!(
+            fraction_text("2024-05-01 10:00:00.000"),
+            "2024-05-01 10:00:00"
+        );
+        assert_eq!(
+            fraction_text("2024-05-01 10:00:00.25+00:00"),
+            "2024-05-01 10:00:00.250000+00:00"
+        );
         assert_eq!(bytes_repr(b"\x00a'\\"), "b\"\\x00a'\\\\\"");
         let v: Value = serde_json::from_str(r#"{"a": [1, 2.0, "x'y", null, true]}"#)
             .unwrap_or_else(|e| panic!("{e}"));

@@ -182,7 +182,11 @@ impl<'a> Lexer<'a> {
 
     /// `$tag$ … $tag$` starting at `i`.
     fn dollar_end(&self, i: usize) -> Option<usize> {
-        if i > 0 && self.at(i - 1).is_some_and(|c| is_word(c) || c == '"' || c == '$') {
+        if i > 0
+            && self
+                .at(i - 1)
+                .is_some_and(|c| is_word(c) || c == '"' || c == '$')
+        {
             return None;
         }
         let mut j = i + 1;
@@ -252,7 +256,10 @@ impl<'a> Lexer<'a> {
             return (kind, end);
         }
         if c == '\r' {
-            return (Kind::Newline, if next == Some('\n') { i + 2 } else { i + 1 });
+            return (
+                Kind::Newline,
+                if next == Some('\n') { i + 2 } else { i + 1 },
+            );
         }
         if c == '\n' {
             return (Kind::Newline, i + 1);
@@ -285,8 +292,7 @@ impl<'a> Lexer<'a> {
             }
             if next == Some('(') {
                 let close = self.word_end(i + 2);
-                if close > i + 2 && self.at(close) == Some(')') && self.at(close + 1) == Some('s')
-                {
+                if close > i + 2 && self.at(close) == Some(')') && self.at(close + 1) == Some('s') {
                     return (Kind::Other, close + 2);
                 }
             }
@@ -316,7 +322,10 @@ impl<'a> Lexer<'a> {
             }
         }
         if c == '['
-            && !(i > 0 && self.at(i - 1).is_some_and(|p| is_word(p) || p == ']' || p == ')'))
+            && !(i > 0
+                && self
+                    .at(i - 1)
+                    .is_some_and(|p| is_word(p) || p == ']' || p == ')'))
         {
             let mut j = i + 1;
             while self.at(j).is_some_and(|x| x != ']' && x != '[') {
@@ -418,7 +427,10 @@ impl<'a> Lexer<'a> {
     /// `\w[$#\w]*`.
     fn generic_word_end(&self, i: usize) -> usize {
         let mut j = i + 1;
-        while self.at(j).is_some_and(|x| is_word(x) || x == '$' || x == '#') {
+        while self
+            .at(j)
+            .is_some_and(|x| is_word(x) || x == '$' || x == '#')
+        {
             j += 1;
         }
         j
@@ -499,7 +511,8 @@ impl<'a> Lexer<'a> {
         }
         if self.starts_with_ci(i, "GO") {
             let j = i + 2;
-            if self.at(j).is_some_and(is_space) && self.at(j + 1).is_some_and(|d| d.is_ascii_digit())
+            if self.at(j).is_some_and(is_space)
+                && self.at(j + 1).is_some_and(|d| d.is_ascii_digit())
             {
                 let mut k = j + 1;
                 while self.at(k).is_some_and(|d| d.is_ascii_digit()) {
@@ -670,9 +683,7 @@ pub fn split(text: &str) -> Vec<String> {
                     s.consume_ws = true;
                 }
             }
-            Kind::Keyword { exact: true, .. }
-                if value.split_whitespace().next() == Some("GO") =>
-            {
+            Kind::Keyword { exact: true, .. } if value.split_whitespace().next() == Some("GO") => {
                 s.consume_ws = true;
             }
             Kind::Space | Kind::Newline | Kind::LineComment | Kind::BlockComment => {}
@@ -714,13 +725,21 @@ mod tests {
                 wrong.push(format!("{sql:?}\n  want {want:?}\n  got  {got:?}"));
             }
         }
-        assert!(wrong.is_empty(), "{} cases differ:\n{}", wrong.len(), wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "{} cases differ:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
     }
 
     #[test]
     fn simple_boundaries() {
         assert_eq!(split("select 1; select 2;"), ["select 1;", "select 2;"]);
-        assert_eq!(split("select ';'; -- x;\nselect 2"), ["select ';'; -- x;", "select 2"]);
+        assert_eq!(
+            split("select ';'; -- x;\nselect 2"),
+            ["select ';'; -- x;", "select 2"]
+        );
         assert_eq!(split("  \n "), Vec::<String>::new());
     }
 }

@@ -76,7 +76,10 @@ struct ScratchDb {
 
 impl ScratchDb {
     async fn create(engine: Engine) -> Self {
-        let name = format!("lava_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!(
+            "lava_t_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
         let (admin_db, setup, user) = match engine {
             Engine::MySql => ("mysql", "setup-mariadb.sql", name.clone()),
@@ -114,7 +117,10 @@ impl ScratchDb {
                 format!("DROP DATABASE IF EXISTS {}", self.name),
                 format!("DROP USER IF EXISTS '{}'@'%'", self.user),
             ],
-            _ => vec![format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)],
+            _ => vec![format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )],
         };
         let admin = match self.engine {
             Engine::MySql => "mysql",
@@ -191,8 +197,7 @@ async fn golden_cases(engine: Engine, dir: &str) {
     put_secret(&t, &parameter, &db.password).await;
     put_connection(&t, db.connection("db", &parameter)).await;
     let cases: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(golden_dir().join("cases.json"))
-            .unwrap_or_else(|e| panic!("{e}")),
+        &std::fs::read_to_string(golden_dir().join("cases.json")).unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let mut runs = Vec::new();
@@ -206,7 +211,11 @@ async fn golden_cases(engine: Engine, dir: &str) {
             "db",
         ))
         .await;
-        runs.push((name.to_string(), job_id.clone(), t.dispatch_job(&job_id, &[]).await));
+        runs.push((
+            name.to_string(),
+            job_id.clone(),
+            t.dispatch_job(&job_id, &[]).await,
+        ));
     }
     let worker = t.run_worker("core", &[]).await;
     let mut wrong = Vec::new();
@@ -297,8 +306,10 @@ impl RowSink for Collect {
     }
 
     async fn rows(&mut self, rows: &[Vec<Field>]) -> Result<(), DbError> {
-        self.0
-            .extend(rows.iter().map(|r| r.iter().map(|f| f.text.clone()).collect()));
+        self.0.extend(
+            rows.iter()
+                .map(|r| r.iter().map(|f| f.text.clone()).collect()),
+        );
         Ok(())
     }
 }
@@ -324,7 +335,10 @@ async fn transactions_and_bad_input_fail_the_run_not_the_worker() {
     put_secret(&t, &parameter, &db.password).await;
     put_connection(&t, db.connection("db", &parameter)).await;
     let mut nobody = db.connection("nobody", &parameter);
-    let role = format!("no_such_role_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let role = format!(
+        "no_such_role_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     nobody["user"] = json!(role);
     put_connection(&t, nobody).await;
 
@@ -338,15 +352,54 @@ async fn transactions_and_bad_input_fail_the_run_not_the_worker() {
     t.put_payload("sqlt/b.sql", b"SELECT count(*) AS n FROM a".to_vec())
         .await;
     let jobs = [
-        ("t/files", "sql", json!("sqlt/"), json!({"conn_id": "db", "header": true})),
-        ("t/tx", "sqli", json!(["INSERT INTO q VALUES (100, 'tx')", "INSERT INTO nosuch VALUES (1)"]),
-            json!({"conn_id": "db", "transaction": true})),
-        ("t/auto", "sqli", json!(["INSERT INTO q VALUES (200, 'auto')", "INSERT INTO nosuch VALUES (1)"]),
-            json!({"conn_id": "db"})),
-        ("t/missing", "sqli", json!("SELECT 1"), json!({"conn_id": "gone"})),
-        ("t/creds", "sqli", json!("SELECT 1"), json!({"conn_id": "nobody"})),
-        ("t/syntax", "sqli", json!("SELECT 1; SELEC 2;"), json!({"conn_id": "db"})),
-        ("t/quote", "sqli", json!(["SELECT 1", "SELECT 'a\"b'"]), json!({"conn_id": "db"})),
+        (
+            "t/files",
+            "sql",
+            json!("sqlt/"),
+            json!({"conn_id": "db", "header": true}),
+        ),
+        (
+            "t/tx",
+            "sqli",
+            json!([
+                "INSERT INTO q VALUES (100, 'tx')",
+                "INSERT INTO nosuch VALUES (1)"
+            ]),
+            json!({"conn_id": "db", "transaction": true}),
+        ),
+        (
+            "t/auto",
+            "sqli",
+            json!([
+                "INSERT INTO q VALUES (200, 'auto')",
+                "INSERT INTO nosuch VALUES (1)"
+            ]),
+            json!({"conn_id": "db"}),
+        ),
+        (
+            "t/missing",
+            "sqli",
+            json!("SELECT 1"),
+            json!({"conn_id": "gone"}),
+        ),
+        (
+            "t/creds",
+            "sqli",
+            json!("SELECT 1"),
+            json!({"conn_id": "nobody"}),
+        ),
+        (
+            "t/syntax",
+            "sqli",
+            json!("SELECT 1; SELEC 2;"),
+            json!({"conn_id": "db"}),
+        ),
+        (
+            "t/quote",
+            "sqli",
+            json!(["SELECT 1", "SELECT 'a\"b'"]),
+            json!({"conn_id": "db"}),
+        ),
     ];
     let mut runs = Vec::new();
     for (job_id, job_type, payload, parameters) in &jobs {
@@ -367,8 +420,16 @@ async fn transactions_and_bad_input_fail_the_run_not_the_worker() {
         t.object(&format!("{s3tmp}/a.sql.3.out")).await,
         "x|y\r\n1|1.5\r\n2|3.0\r\n"
     );
-    assert_eq!(t.object(&format!("{s3tmp}/b.sql.0.out")).await, "n\r\n2\r\n");
-    let complete = t.log("t/files", files).await.last().cloned().unwrap_or_default();
+    assert_eq!(
+        t.object(&format!("{s3tmp}/b.sql.0.out")).await,
+        "n\r\n2\r\n"
+    );
+    let complete = t
+        .log("t/files", files)
+        .await
+        .last()
+        .cloned()
+        .unwrap_or_default();
     let text = complete.to_string();
     assert!(text.contains(&format!("{s3tmp}/a.sql.3.out")), "{text}");
 
@@ -380,8 +441,15 @@ async fn transactions_and_bad_input_fail_the_run_not_the_worker() {
         async move { failure(t, &job, &run).await }
     };
     let tx = failed("t/tx", 1).await;
-    assert!(tx.contains("1: statement 0: ") && tx.contains("nosuch"), "{tx}");
-    assert!(query(&admin, "SELECT v FROM q WHERE id = 100").await.is_empty());
+    assert!(
+        tx.contains("1: statement 0: ") && tx.contains("nosuch"),
+        "{tx}"
+    );
+    assert!(
+        query(&admin, "SELECT v FROM q WHERE id = 100")
+            .await
+            .is_empty()
+    );
     let auto = failed("t/auto", 2).await;
     assert!(auto.contains("1: statement 0: "), "{auto}");
     assert_eq!(
@@ -389,9 +457,15 @@ async fn transactions_and_bad_input_fail_the_run_not_the_worker() {
         vec![vec![Some("auto".to_string())]]
     );
     let missing = failed("t/missing", 3).await;
-    assert!(missing.contains("0: statement 0: gone: No such connection"), "{missing}");
+    assert!(
+        missing.contains("0: statement 0: gone: No such connection"),
+        "{missing}"
+    );
     let creds = failed("t/creds", 4).await;
-    assert!(creds.contains("0: statement 0: ") && creds.contains(&role), "{creds}");
+    assert!(
+        creds.contains("0: statement 0: ") && creds.contains(&role),
+        "{creds}"
+    );
     let syntax = failed("t/syntax", 5).await;
     assert!(
         syntax.contains("0: statement 1: ") && syntax.contains("syntax error at or near"),

@@ -10,8 +10,8 @@ mod outcome;
 mod params;
 mod payload;
 mod program;
-mod sql_run;
 pub mod registry;
+mod sql_run;
 
 use async_trait::async_trait;
 

@@ -180,7 +180,8 @@ impl JobContext<'_> {
         sources: Vec<Source>,
     ) -> Result<Value, Failure> {
         let first = sources.first().map_or("payload", |s| s.name.as_str());
-        let at_start = |e: &dyn std::fmt::Display| Failure::new(format!("{first}: statement 0: {e}"));
+        let at_start =
+            |e: &dyn std::fmt::Display| Failure::new(format!("{first}: statement 0: {e}"));
         let s = self.services;
         let app = s
             .settings
