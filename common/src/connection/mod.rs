@@ -502,6 +502,87 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn database_connections_resolve_with_secrets() {
+        let (dir, c) = connections(
+            &[
+                json!({"conn_id": "pg", "type": "Postgres", "enabled": true, "port": "5433",
+                       "password": "/lava/r/pw", "secret_id": "db/main", "user": "own"}),
+                json!({"conn_id": "nopw", "type": "postgres", "enabled": true, "host": "h",
+                       "port": 5432, "user": "u", "database": "d"}),
+                json!({"conn_id": "rds", "type": "postgres-rds", "enabled": true, "host": "h",
+                       "port": 5432, "user": "u", "database": "d"}),
+                json!({"conn_id": "my", "type": "mariadb", "enabled": true, "host": "h",
+                       "port": 3306, "user": "u", "password": "/lava/r/pw"}),
+                json!({"conn_id": "noport", "type": "mysql", "enabled": true, "host": "h"}),
+                json!({"conn_id": "lite", "type": "sqlite3", "enabled": true, "host": "/tmp/x.db",
+                       "port": 0, "user": "x"}),
+                json!({"conn_id": "ora", "type": "oracle", "enabled": true}),
+                json!({"conn_id": "tls", "type": "postgres", "enabled": true, "host": "h", "port": 1,
+                       "user": "u", "database": "d", "password": "/lava/r/pw", "ssl_mode": "bogus"}),
+            ],
+            &[("/lava/r/pw", "from-ssm")],
+        )
+        .await;
+        LocalSecrets::new(dir.path())
+            .put_secret(
+                "db/main",
+                r#"{"username": "secret-user", "password": "secret-pw", "host": "db.example",
+                    "dbname": "warehouse", "port": 1}"#,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pg = crate::db::resolve(&c, "pg", Some("app".into()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pg.engine, crate::db::Engine::Postgres);
+        // The record's own fields win; the SSM password wins over the secret's.
+        assert_eq!(
+            (
+                pg.host.as_str(),
+                pg.port,
+                pg.user.as_str(),
+                pg.password.as_str()
+            ),
+            ("db.example", 5433, "own", "from-ssm")
+        );
+        assert_eq!(pg.database.as_deref(), Some("warehouse"));
+        assert!(!format!("{pg:?}").contains("from-ssm"));
+        let err = |id: &'static str| {
+            let c = c.clone();
+            async move {
+                crate::db::resolve(&c, id, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        };
+        assert_eq!(
+            err("nopw").await,
+            Err("Connection nopw: Password must be specified".into())
+        );
+        assert!(err("rds").await.is_err_and(|e| e.contains("IAM")));
+        assert_eq!(
+            err("my").await,
+            Err("Connection my: database must be specified for MySQL".into())
+        );
+        assert_eq!(
+            err("noport").await,
+            Err("noport: Bad connection record: Missing keys: port".into())
+        );
+        assert_eq!(err("lite").await, Ok(()));
+        assert!(
+            err("ora")
+                .await
+                .is_err_and(|e| e.contains("not supported by this worker yet"))
+        );
+        assert!(
+            err("tls")
+                .await
+                .is_err_and(|e| e.contains("Bad ssl_mode: bogus"))
+        );
+    }
+
     #[test]
     fn unexpected_keys_are_listed() {
         let item = json!({"conn_id": "g", "type": "generic", "enabled": true, "attributes": {},

@@ -135,11 +135,15 @@ impl PgSession {
     }
 
     pub(super) async fn close(self) {
-        drop(self.client);
-        // The connection task ends when the client is gone.
-        if let Err(e) = self.connection.await {
-            tracing::debug!("postgres connection task: {e}");
-        }
+        drop(self);
+    }
+}
+
+impl Drop for PgSession {
+    /// Closes the connection at once, even with a statement running (the
+    /// server then rolls back an open transaction).
+    fn drop(&mut self) {
+        self.connection.abort();
     }
 }
 

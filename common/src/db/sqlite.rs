@@ -116,11 +116,7 @@ fn run(
     tx: &mpsc::Sender<Message>,
 ) -> Result<(), DbError> {
     let mut statement = conn.prepare(sql).map_err(|e| lite_error(&e))?;
-    let names: Vec<String> = statement
-        .column_names()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
+    let names: Vec<String> = statement.column_names().map(str::to_string).collect();
     let count = names.len();
     if count == 0 {
         statement.raw_execute().map_err(|e| lite_error(&e))?;
@@ -144,13 +140,12 @@ fn run(
             });
         }
         batch.push(fields);
-        if batch.len() >= batch_size {
-            if tx
+        if batch.len() >= batch_size
+            && tx
                 .blocking_send(Message::Rows(std::mem::take(&mut batch)))
                 .is_err()
-            {
-                return Ok(());
-            }
+        {
+            return Ok(());
         }
     }
     if !batch.is_empty() {

@@ -306,20 +306,15 @@ impl<'a> Lexer<'a> {
         if c == '\\' && next.is_some_and(is_word) {
             return (Kind::Other, self.word_end(i + 1));
         }
-        if is_word(c) || matches!(c, '@' | '#') {
-            if let Some(word) = self.word_token(i) {
-                return word;
-            }
+        if (is_word(c) || matches!(c, '@' | '#'))
+            && let Some(word) = self.word_token(i)
+        {
+            return word;
         }
-        if c == '\'' {
-            if let Some(end) = self.quoted_end(i, '\'', true) {
-                return (Kind::Other, end);
-            }
-        }
-        if c == '"' {
-            if let Some(end) = self.quoted_end(i, '"', true) {
-                return (Kind::Other, end);
-            }
+        if (c == '\'' || c == '"')
+            && let Some(end) = self.quoted_end(i, c, true)
+        {
+            return (Kind::Other, end);
         }
         if c == '['
             && !(i > 0

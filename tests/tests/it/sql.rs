@@ -400,6 +400,18 @@ async fn transactions_and_bad_input_fail_the_run_not_the_worker() {
             json!(["SELECT 1", "SELECT 'a\"b'"]),
             json!({"conn_id": "db"}),
         ),
+        (
+            "t/quoting",
+            "sqli",
+            json!("SELECT 1"),
+            json!({"conn_id": "db", "quoting": "fancy"}),
+        ),
+        (
+            "t/batch",
+            "sqli",
+            json!("SELECT 1"),
+            json!({"conn_id": "db", "batch_size": 0}),
+        ),
     ];
     let mut runs = Vec::new();
     for (job_id, job_type, payload, parameters) in &jobs {
@@ -476,6 +488,16 @@ async fn transactions_and_bad_input_fail_the_run_not_the_worker() {
         quote.contains("1: statement 0: need to escape, but no escapechar set"),
         "{quote}"
     );
+    assert!(
+        failed("t/quoting", 7)
+            .await
+            .contains("Bad quoting style: FANCY")
+    );
+    assert!(
+        failed("t/batch", 8)
+            .await
+            .contains("Bad batch_size: Must be >= 1")
+    );
     db.drop_now().await;
 }
 
@@ -508,4 +530,57 @@ async fn sqlite_databases_run_in_process() {
         out,
         "\"a\"|\"b\"|\"c\"|\"d\"\n1|\"x\"|2.0|\"b'\\x00'\"\n2|\"\"|1e+20|\"\"\n"
     );
+}
+
+#[tokio::test]
+async fn mariadb_transactions_roll_back_and_sql_files_run() {
+    let t = TestRealm::new(&["core"]).await;
+    let db = ScratchDb::create(Engine::MySql).await;
+    let parameter = format!("/lava/{}/db", t.name);
+    put_secret(&t, &parameter, &db.password).await;
+    put_connection(&t, db.connection("db", &parameter)).await;
+    t.put_job(sqli_job(
+        "my/tx",
+        json!([
+            "INSERT INTO q VALUES (100, 'tx')",
+            "INSERT INTO nosuch VALUES (1)"
+        ]),
+        json!({"transaction": true}),
+        "db",
+    ))
+    .await;
+    t.put_payload(
+        "mysql/count.sql",
+        b"SELECT COUNT(*) AS n, SUM(n) AS s FROM t;".to_vec(),
+    )
+    .await;
+    t.put_job(json!({"job_id": "my/file", "type": "sql", "worker": "core",
+        "payload": "mysql/count.sql", "enabled": true, "owner": "tests",
+        "description": "sql test", "parameters": {"conn_id": "db", "header": true}}))
+        .await;
+    let tx = t.dispatch_job("my/tx", &[]).await;
+    let file = t.dispatch_job("my/file", &[]).await;
+    t.run_worker("core", &[]).await;
+    let failed = failure(&t, "my/tx", &tx).await;
+    assert!(
+        failed.contains("1: statement 0: ") && failed.contains("nosuch"),
+        "{failed}"
+    );
+    let admin = admin_spec(Engine::MySql, &db.name);
+    assert!(
+        query(&admin, "SELECT v FROM q WHERE id = 100")
+            .await
+            .is_empty()
+    );
+    t.assert_statuses("my/file", &file, &["starting", "running", "complete"])
+        .await;
+    assert_eq!(
+        t.object(&format!(
+            "{}/my/file/{file}/count.sql.0.out",
+            t.realm.s3_temp()
+        ))
+        .await,
+        "n|s\r\n4|12345680.39\r\n"
+    );
+    db.drop_now().await;
 }

@@ -173,12 +173,21 @@ impl JobContext<'_> {
     }
 
     /// Runs every source's statements in one session; the result map has
-    /// a key per source with the S3 locations of its result files.
+    /// a key per source with the S3 locations of its result files. An
+    /// interrupt (the worker's shutdown, a lost lease) closes the session
+    /// at once, which rolls back an open transaction.
     pub(super) async fn run_sql(
         &self,
         p: &SqlParams,
         sources: Vec<Source>,
     ) -> Result<Value, Failure> {
+        tokio::select! {
+            ran = self.run_sql_session(p, sources) => ran,
+            () = self.cancel.interrupted() => Err(Failure::stopped()),
+        }
+    }
+
+    async fn run_sql_session(&self, p: &SqlParams, sources: Vec<Source>) -> Result<Value, Failure> {
         let first = sources.first().map_or("payload", |s| s.name.as_str());
         let at_start =
             |e: &dyn std::fmt::Display| Failure::new(format!("{first}: statement 0: {e}"));
