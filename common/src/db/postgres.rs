@@ -209,20 +209,28 @@ fn timestamptz(text: &str) -> String {
     format!("{}{tz}", pytext::fraction_text(base))
 }
 
-/// A PostgreSQL-style interval as Python's `timedelta` prints; intervals
-/// with months or years (which `timedelta` cannot hold) as the server's text.
+/// A PostgreSQL-style interval as pg8000 gives it to Python's `str()`: a
+/// `timedelta` (`1 day, 2:00:00`), or, with years or months (which a
+/// `timedelta` cannot hold), pg8000's own interval text
+/// (`1 years 2 months 3 days 4 hours`).
 fn interval(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let mut micros: i128 = 0;
+    let (mut years, mut months, mut days) = (None, None, None);
+    let mut clock: Option<(i128, i128, String)> = None;
     let mut i = 0;
     while i < words.len() {
         let w = words[i];
         if w.contains(':') {
-            // As pg8000 reads it: the sign belongs to the hours only.
-            match clock_parts(w) {
-                Some(m) => micros += m,
-                None => return text.to_string(),
-            }
+            let mut parts = w.split(':');
+            let (Some(h), Some(m), Some(sec), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return text.to_string();
+            };
+            let (Ok(h), Ok(m)) = (h.parse::<i128>(), m.parse::<i128>()) else {
+                return text.to_string();
+            };
+            clock = Some((h, m, sec.to_string()));
             i += 1;
             continue;
         }
@@ -230,10 +238,45 @@ fn interval(text: &str) -> String {
             return text.to_string();
         };
         match *unit {
-            "day" | "days" => micros += n * 86_400_000_000,
+            "year" | "years" => years = Some(n),
+            "mon" | "mons" => months = Some(n),
+            "day" | "days" => days = Some(n),
             _ => return text.to_string(),
         }
         i += 2;
+    }
+    if years.is_some() || months.is_some() {
+        let mut parts = Vec::new();
+        if let Some(y) = years {
+            parts.push(format!("{y} years"));
+        }
+        if let Some(m) = months {
+            parts.push(format!("{m} months"));
+        }
+        if let Some(d) = days {
+            parts.push(format!("{d} days"));
+        }
+        if let Some((h, m, sec)) = &clock {
+            if *h != 0 {
+                parts.push(format!("{h} hours"));
+            }
+            if *m != 0 {
+                parts.push(format!("{m} minutes"));
+            }
+            let seconds = pytext::float_text(sec);
+            if sec.parse::<f64>().is_ok_and(|f| f != 0.0) {
+                parts.push(format!("{seconds} seconds"));
+            }
+        }
+        return parts.join(" ");
+    }
+    let mut micros = days.unwrap_or(0) * 86_400_000_000;
+    if let Some((h, m, sec)) = clock {
+        // As pg8000 reads it: the sign belongs to the hours only.
+        match clock_parts(&format!("{h}:{m}:{sec}")) {
+            Some(us) => micros += us,
+            None => return text.to_string(),
+        }
     }
     pytext::timedelta_text(micros)
 }
@@ -282,7 +325,14 @@ mod tests {
         assert_eq!(interval("00:00:01.5"), "0:00:01.500000");
         assert_eq!(interval("-00:00:01.5"), "0:00:01.500000");
         assert_eq!(interval("-01:30:00"), "-1 day, 23:30:00");
-        assert_eq!(interval("1 mon"), "1 mon");
+        assert_eq!(interval("1 mon"), "1 months");
+        assert_eq!(
+            interval("1 year 2 mons 3 days 04:05:06"),
+            "1 years 2 months 3 days 4 hours 5 minutes 6.0 seconds"
+        );
+        assert_eq!(interval("2 mons 00:00:00.5"), "2 months 0.5 seconds");
+        assert_eq!(interval("1 year -01:00:00"), "1 years -1 hours");
+        assert_eq!(interval("3 days"), "3 days, 0:00:00");
         assert_eq!(hex_bytes("\\x00ff"), Some(vec![0, 255]));
     }
 }

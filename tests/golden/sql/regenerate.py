@@ -145,6 +145,8 @@ def main():
         try:
             shutil.rmtree(os.path.join(HERE, engine), ignore_errors=True)
             for case in cases:
+                if engine not in case.get("engines", ENGINES):
+                    continue
                 outdir = os.path.join(HERE, engine, case["name"])
                 os.makedirs(outdir)
                 run_case(engine, name, case, outdir)
