@@ -93,6 +93,10 @@ settings! {
         sql_max_payload_size: Configured<Bytes> = "SQL_MAX_PAYLOAD_SIZE",
         /// Suffix of `sql`/`sqli` output files.
         sql_output_suffix: String = "SQL_OUTPUT_SUFFIX",
+        /// Default `timeout` of `sqlc` jobs, per file.
+        sqlc_timeout: Duration = "SQLC_TIMEOUT",
+        /// Largest `sqlc` payload file.
+        sqlc_max_payload_size: Configured<Bytes> = "SQLC_MAX_PAYLOAD_SIZE",
         /// Template of a connection's application name (role session name).
         conn_app_name: Option<String> = "CONN_APP_NAME",
         /// Default session length of an `aws` connection's assumed role.

@@ -1,4 +1,4 @@
-//! `sql` and `sqli` on this machine's PostgreSQL and MariaDB and on SQLite,
+//! `sql`, `sqli` and `sqlc` on this machine's PostgreSQL and MariaDB and on SQLite,
 //! each test in a throwaway database dropped afterwards. The outputs of the
 //! cases in `tests/golden/sql/cases.json` must equal, byte for byte, what
 //! the original lava wrote for the same jobs on the same data
@@ -588,4 +588,100 @@ async fn mariadb_transactions_roll_back_and_sql_files_run() {
         "n|s\r\n4|12345680.39\r\n"
     );
     db.drop_now().await;
+}
+
+#[tokio::test]
+async fn sqlc_feeds_files_to_each_client() {
+    let t = TestRealm::new(&["core"]).await;
+    let pg = ScratchDb::create(Engine::Postgres).await;
+    let my = ScratchDb::create(Engine::MySql).await;
+    let pg_param = format!("/lava/{}/pg", t.name);
+    let my_param = format!("/lava/{}/my", t.name);
+    put_secret(&t, &pg_param, &pg.password).await;
+    put_secret(&t, &my_param, &my.password).await;
+    put_connection(&t, pg.connection("pg", &pg_param)).await;
+    put_connection(&t, my.connection("my", &my_param)).await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let lite = dir.path().join("c.db");
+    put_connection(
+        &t,
+        json!({"conn_id": "lite", "type": "sqlite3", "enabled": true,
+               "host": lite.display().to_string(), "port": 0, "user": "x"}),
+    )
+    .await;
+    // A file that includes its sibling (which also runs on its own).
+    t.put_payload(
+        "sqlc/pg/a.sql",
+        b"{% include 'b.inc' %}\nSELECT '{{ vars.x }}', current_setting('application_name');\n"
+            .to_vec(),
+    )
+    .await;
+    t.put_payload("sqlc/pg/b.inc", b"SELECT 1 AS one;".to_vec())
+        .await;
+    t.put_payload("sqlc/bad.sql", b"SELECT 1;\nSELEC 2;\nSELECT 3;\n".to_vec())
+        .await;
+    t.put_payload("sqlc/my.sql", b"SELECT COUNT(*) AS n FROM t;\n".to_vec())
+        .await;
+    t.put_payload(
+        "sqlc/lite.sql",
+        b"CREATE TABLE x (a); INSERT INTO x VALUES (7); SELECT a FROM x;\n".to_vec(),
+    )
+    .await;
+    let jobs = [
+        (
+            "sqlc/pg",
+            "sqlc/pg/",
+            json!({"conn_id": "pg", "args": ["-A", "-t"], "vars": {"x": "ex"}}),
+        ),
+        (
+            "sqlc/bad",
+            "sqlc/bad.sql",
+            json!({"conn_id": "pg", "args": ["-A", "-t"]}),
+        ),
+        ("sqlc/my", "sqlc/my.sql", json!({"conn_id": "my"})),
+        ("sqlc/lite", "sqlc/lite.sql", json!({"conn_id": "lite"})),
+    ];
+    let mut runs = Vec::new();
+    for (job_id, payload, parameters) in &jobs {
+        t.put_job(json!({"job_id": job_id, "type": "sqlc", "worker": "core", "payload": payload,
+            "enabled": true, "owner": "tests", "description": "sqlc test", "parameters": parameters}))
+            .await;
+        runs.push(t.dispatch_job(job_id, &[]).await);
+    }
+    t.run_worker("core", &[]).await;
+    let out =
+        |job: &str, run: &str, file: &str| format!("{}/{job}/{run}/{file}", t.realm.s3_temp());
+    t.assert_statuses("sqlc/pg", &runs[0], &["starting", "running", "complete"])
+        .await;
+    assert_eq!(
+        t.object(&out("sqlc/pg", &runs[0], "a.sql.stdout")).await,
+        format!("1\nex|lv-{}-sqlc/pg\n", t.name)
+    );
+    assert_eq!(
+        t.object(&out("sqlc/pg", &runs[0], "b.inc.stdout")).await,
+        "1\n"
+    );
+    // ON_ERROR_STOP: psql stops at the error with a non-zero exit.
+    let bad = failure(&t, "sqlc/bad", &runs[1]).await;
+    assert!(bad.contains("Failed with exit status 3"), "{bad}");
+    assert!(bad.contains("syntax error"), "{bad}");
+    assert_eq!(
+        t.object(&out("sqlc/bad", &runs[1], "bad.sql.stdout")).await,
+        "1\n"
+    );
+    t.assert_statuses("sqlc/my", &runs[2], &["starting", "running", "complete"])
+        .await;
+    assert_eq!(
+        t.object(&out("sqlc/my", &runs[2], "my.sql.stdout")).await,
+        "n\n4\n"
+    );
+    t.assert_statuses("sqlc/lite", &runs[3], &["starting", "running", "complete"])
+        .await;
+    assert_eq!(
+        t.object(&out("sqlc/lite", &runs[3], "lite.sql.stdout"))
+            .await,
+        "7\n"
+    );
+    pg.drop_now().await;
+    my.drop_now().await;
 }

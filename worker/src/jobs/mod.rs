@@ -53,6 +53,7 @@ job_types! {
     lavasched::Lavasched,
     sql::Sql,
     sqli::Sqli,
+    sqlc::Sqlc,
 }
 
 /// Runs one attempt of a job of a known type: the parameter check, then the type.

@@ -46,6 +46,8 @@ pub(super) struct Program<'p> {
     /// The `payload` text of its output entry.
     pub(super) payload: String,
     pub(super) timeout: Duration,
+    /// A file for stdin (`sqlc`); `None`: `/dev/null`.
+    pub(super) stdin: Option<PathBuf>,
 }
 
 /// How a program run ended, with its `output` entry.
@@ -225,6 +227,7 @@ impl JobContext<'_> {
             env: p.env,
             cwd: p.cwd.to_path_buf(),
             capture: (!dev).then(|| (out_path.clone(), err_path.clone())),
+            stdin: p.stdin,
             timeout: p.timeout,
             kill_grace: self.services.settings.kill_grace,
         };

@@ -22,7 +22,6 @@ const NOT_YET: &[&str] = &[
     "sharepoint_put_list",
     "smb_get",
     "smb_put",
-    "sqlc",
     "sqlv",
 ];
 
