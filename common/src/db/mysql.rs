@@ -85,12 +85,11 @@ impl MySession {
             if row.columns_ref().len() != columns.len() {
                 break;
             }
-            let values = row.unwrap();
             batch.push(
-                values
+                columns
                     .iter()
-                    .zip(&columns)
-                    .map(|(v, c)| field(c, v))
+                    .enumerate()
+                    .map(|(i, c)| row.as_ref(i).map_or_else(Field::null, |v| field(c, v)))
                     .collect(),
             );
             if batch.len() >= batch_size {
