@@ -253,6 +253,11 @@ impl Connections {
         &self.realm
     }
 
+    /// The worker's AWS configuration and `aws` credentials cache.
+    pub(crate) fn aws_resolver(&self) -> &AwsResolver {
+        &self.aws
+    }
+
     /// The secret stores (SSM parameters and Secrets Manager secrets).
     pub fn secrets(&self) -> &Arc<dyn crate::store::Secrets> {
         self.parameters.secrets()
@@ -561,7 +566,18 @@ mod tests {
             err("nopw").await,
             Err("Connection nopw: Password must be specified".into())
         );
-        assert!(err("rds").await.is_err_and(|e| e.contains("IAM")));
+        // An RDS token from the worker's AWS credentials, or (without
+        // credentials or region here) an error naming the connection.
+        match crate::db::resolve(&c, "rds", None).await {
+            Ok(spec) => assert!(
+                spec.password
+                    .starts_with("h:5432/?Action=connect&DBUser=u&")
+                    && spec.password.contains("X-Amz-Signature="),
+                "{}",
+                spec.password
+            ),
+            Err(e) => assert!(e.to_string().starts_with("Connection rds: "), "{e}"),
+        }
         assert_eq!(
             err("my").await,
             Err("Connection my: database must be specified for MySQL".into())

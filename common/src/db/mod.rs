@@ -11,6 +11,7 @@
 //! `CONN_APP_NAME` goes to PostgreSQL's `application_name` and MySQL's
 //! `program_name` connection attribute.
 
+pub mod iam;
 mod mysql;
 mod postgres;
 pub mod spec;

@@ -43,6 +43,15 @@ impl MySession {
         if let Some(name) = &spec.app_name {
             opts = opts.connect_attribute("program_name", name.clone());
         }
+        // An RDS authentication token goes in clear text, so only over TLS.
+        if spec.password.contains("X-Amz-Credential=") {
+            if spec.tls == TlsMode::Off {
+                return Err(DbError(
+                    "SSL is required with IAM database authentication".into(),
+                ));
+            }
+            opts = opts.enable_cleartext_plugin(true);
+        }
         if spec.tls != TlsMode::Off {
             let mut ssl = SslOpts::default();
             if let Some(ca) = &spec.ca_file {

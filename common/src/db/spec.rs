@@ -1,9 +1,9 @@
 //! A database connection's settings, resolved from its connections item:
 //! the `password` SSM parameter, then the fields a Secrets Manager
 //! `secret_id` supplies, the required keys, the port, and the user and
-//! password. IAM-generated credentials (RDS auth tokens, Redshift
-//! `GetClusterCredentials`) are not built: a record without a password
-//! fails with a message saying so.
+//! password. Without a password, the RDS and Aurora types get an RDS
+//! authentication token (see [`super::iam`]); Redshift's
+//! `GetClusterCredentials` is not built, and such a record fails saying so.
 
 use serde_json::{Map, Value};
 
@@ -103,13 +103,12 @@ const SECRET_FIELDS: [(&str, &str); 8] = [
     ("sid", "sid"),
 ];
 
-/// Types whose password the original generates with IAM when none is given.
-const IAM_TYPES: [&str; 5] = [
+/// Types that get an RDS authentication token when no password is given.
+const RDS_IAM_TYPES: [&str; 4] = [
     "postgres-aurora",
     "postgres-rds",
     "mysql-aurora",
     "mysql-rds",
-    "redshift",
 ];
 
 fn text_of(value: &Value) -> Option<String> {
@@ -179,22 +178,39 @@ pub async fn resolve(
     let (user, password) = if engine == Engine::Sqlite {
         (String::new(), String::new())
     } else {
-        let password = match fields.get("password").and_then(text_of) {
-            Some(p) => p,
-            None if IAM_TYPES.contains(&conn_type.as_str()) => {
-                return Err(ConnError::other(
-                    id,
-                    format!(
-                        "{conn_type}: IAM-generated database credentials are not supported by this worker yet: set password"
-                    ),
-                ));
-            }
-            None => return Err(ConnError::other(id, "Password must be specified")),
-        };
         let user = fields
             .get("user")
             .and_then(text_of)
             .ok_or_else(|| ConnError::other(id, "Missing keys: user"))?;
+        let password = match fields.get("password").and_then(text_of) {
+            Some(p) => p,
+            None if RDS_IAM_TYPES.contains(&conn_type.as_str()) => {
+                let (credentials, region) = connections
+                    .aws_resolver()
+                    .session_credentials()
+                    .await
+                    .map_err(|e| ConnError::other(id, e))?;
+                let region = region.ok_or_else(|| {
+                    ConnError::other(id, "no AWS region for the RDS authentication token")
+                })?;
+                super::iam::rds_auth_token(
+                    credentials,
+                    &region,
+                    &host,
+                    port,
+                    &user,
+                    std::time::SystemTime::now(),
+                )
+                .map_err(|e| ConnError::other(id, format!("RDS authentication token: {e}")))?
+            }
+            None if conn_type == "redshift" => {
+                return Err(ConnError::other(
+                    id,
+                    "redshift: IAM-generated credentials (GetClusterCredentials) are not supported by this worker yet: set password",
+                ));
+            }
+            None => return Err(ConnError::other(id, "Password must be specified")),
+        };
         (user, password)
     };
     match engine {
