@@ -35,6 +35,8 @@ pub struct ProcessSpec {
     pub cwd: PathBuf,
     /// Capture files; `None` inherits the worker's (dev mode).
     pub capture: Option<(PathBuf, PathBuf)>,
+    /// A file for stdin; `None`: `/dev/null`.
+    pub stdin: Option<PathBuf>,
     /// Time limit.
     pub timeout: Duration,
     /// SIGTERM → SIGKILL grace.
@@ -125,9 +127,12 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
         .env_clear()
         .envs(&spec.env)
         .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
+    match &spec.stdin {
+        Some(path) => cmd.stdin(std::fs::File::open(path)?),
+        None => cmd.stdin(Stdio::null()),
+    };
     if let Some((out, err)) = &spec.capture {
         cmd.stdout(capture::create(out)?)
             .stderr(capture::create(err)?);
@@ -425,6 +430,7 @@ mod tests {
             env: BTreeMap::from([("PATH".into(), "/usr/bin:/bin".into())]),
             cwd: dir.path().to_path_buf(),
             capture: Some((dir.path().join("out"), dir.path().join("err"))),
+            stdin: None,
             timeout: Duration::from_millis(timeout_ms),
             kill_grace: Duration::from_millis(500),
         };

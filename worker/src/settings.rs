@@ -78,6 +78,28 @@ settings! {
         param_cache_size: u64 = "PARAM_CACHE_SIZE",
         /// How long an SSM parameter value is cached; zero or empty: not cached.
         param_cache_ttl: Option<Duration> = "PARAM_CACHE_TTL",
+        /// Default `batch_size` of `sql`/`sqli` jobs.
+        sql_batch_size: i64 = "SQL_BATCH_SIZE",
+        /// Default CSV `delimiter` of `sql`/`sqli` output.
+        sql_delimiter: String = "SQL_DELIMITER",
+        /// Default CSV `quotechar`.
+        sql_quotechar: Option<String> = "SQL_QUOTECHAR",
+        /// Default CSV `escapechar` (none by default).
+        sql_escapechar: Option<String> = "SQL_ESCAPECHAR",
+        /// Default CSV `dialect`.
+        sql_dialect: String = "SQL_DIALECT",
+        /// Default CSV `quoting`.
+        sql_quoting: String = "SQL_QUOTING",
+        /// Default CSV `doublequote`.
+        sql_doublequote: bool = "SQL_DOUBLEQUOTE",
+        /// Largest `sql` payload file.
+        sql_max_payload_size: Configured<Bytes> = "SQL_MAX_PAYLOAD_SIZE",
+        /// Suffix of `sql`/`sqli` output files.
+        sql_output_suffix: String = "SQL_OUTPUT_SUFFIX",
+        /// Default `timeout` of `sqlc` jobs, per file.
+        sqlc_timeout: Duration = "SQLC_TIMEOUT",
+        /// Largest `sqlc` payload file.
+        sqlc_max_payload_size: Configured<Bytes> = "SQLC_MAX_PAYLOAD_SIZE",
         /// Template of a connection's application name (role session name).
         conn_app_name: Option<String> = "CONN_APP_NAME",
         /// Default session length of an `aws` connection's assumed role.

@@ -97,6 +97,22 @@ impl AwsResolver {
             .await
     }
 
+    /// The worker's own AWS credentials and region (RDS auth tokens).
+    pub(crate) async fn session_credentials(
+        &self,
+    ) -> Result<(aws_credential_types::Credentials, Option<String>), String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let config = self.sdk_config().await;
+        let provider = config
+            .credentials_provider()
+            .ok_or_else(|| "the worker has no AWS credentials".to_string())?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("cannot get the worker's AWS credentials: {e}"))?;
+        Ok((credentials, config.region().map(|r| r.to_string())))
+    }
+
     /// The credentials of `record` (an enabled `aws` connection).
     pub(super) async fn credentials(
         &self,

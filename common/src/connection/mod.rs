@@ -2,10 +2,10 @@
 //! every use (no caching of records), checked, and the secrets it names are
 //! read from SSM (through the [`ParameterCache`]) or Secrets Manager. The
 //! connector types resolved in-process so far are `generic` (its attribute
-//! map), `aws` (credentials, from access keys or an assumed role) and the
-//! ssh family (`ssh`, `scp`, `sftp`, `git`: a private key and options);
-//! every other type fails with an error naming it. Also the application name of
-//! `CONN_APP_NAME`.
+//! map), `aws` (credentials, from access keys or an assumed role), the
+//! ssh family (`ssh`, `scp`, `sftp`, `git`: a private key and options),
+//! and the database types (`crate::db::resolve`); every other type fails
+//! with an error naming it. Also the application name of `CONN_APP_NAME`.
 //!
 //! Errors keep the original's texts (`<id>: No such connection`,
 //! `Connection <id>: Not enabled`, …) and name the field at fault; they
@@ -284,6 +284,16 @@ impl Connections {
         &self.realm
     }
 
+    /// The worker's AWS configuration and `aws` credentials cache.
+    pub(crate) fn aws_resolver(&self) -> &AwsResolver {
+        &self.aws
+    }
+
+    /// The secret stores (SSM parameters and Secrets Manager secrets).
+    pub fn secrets(&self) -> &Arc<dyn crate::store::Secrets> {
+        self.parameters.secrets()
+    }
+
     /// Reads and checks connection `conn_id`: it must exist, have
     /// `conn_id`, `type` and `enabled`, and be enabled.
     pub async fn get(&self, conn_id: &str) -> Result<Record, ConnError> {
@@ -530,6 +540,98 @@ mod tests {
         assert_eq!(
             c.parameter("k", "f", "/lava/r/keys", true).await,
             Ok("AKIA,secret".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn database_connections_resolve_with_secrets() {
+        let (dir, c) = connections(
+            &[
+                json!({"conn_id": "pg", "type": "Postgres", "enabled": true, "port": "5433",
+                       "password": "/lava/r/pw", "secret_id": "db/main", "user": "own"}),
+                json!({"conn_id": "nopw", "type": "postgres", "enabled": true, "host": "h",
+                       "port": 5432, "user": "u", "database": "d"}),
+                json!({"conn_id": "rds", "type": "postgres-rds", "enabled": true, "host": "h",
+                       "port": 5432, "user": "u", "database": "d"}),
+                json!({"conn_id": "my", "type": "mariadb", "enabled": true, "host": "h",
+                       "port": 3306, "user": "u", "password": "/lava/r/pw"}),
+                json!({"conn_id": "noport", "type": "mysql", "enabled": true, "host": "h"}),
+                json!({"conn_id": "lite", "type": "sqlite3", "enabled": true, "host": "/tmp/x.db",
+                       "port": 0, "user": "x"}),
+                json!({"conn_id": "ora", "type": "oracle", "enabled": true}),
+                json!({"conn_id": "tls", "type": "postgres", "enabled": true, "host": "h", "port": 1,
+                       "user": "u", "database": "d", "password": "/lava/r/pw", "ssl_mode": "bogus"}),
+            ],
+            &[("/lava/r/pw", "from-ssm")],
+        )
+        .await;
+        LocalSecrets::new(dir.path())
+            .put_secret(
+                "db/main",
+                r#"{"username": "secret-user", "password": "secret-pw", "host": "db.example",
+                    "dbname": "warehouse", "port": 1}"#,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pg = crate::db::resolve(&c, "pg", Some("app".into()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pg.engine, crate::db::Engine::Postgres);
+        // The record's own fields win; the SSM password wins over the secret's.
+        assert_eq!(
+            (
+                pg.host.as_str(),
+                pg.port,
+                pg.user.as_str(),
+                pg.password.as_str()
+            ),
+            ("db.example", 5433, "own", "from-ssm")
+        );
+        assert_eq!(pg.database.as_deref(), Some("warehouse"));
+        assert!(!format!("{pg:?}").contains("from-ssm"));
+        let err = |id: &'static str| {
+            let c = c.clone();
+            async move {
+                crate::db::resolve(&c, id, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        };
+        assert_eq!(
+            err("nopw").await,
+            Err("Connection nopw: Password must be specified".into())
+        );
+        // An RDS token from the worker's AWS credentials, or (without
+        // credentials or region here) an error naming the connection.
+        match crate::db::resolve(&c, "rds", None).await {
+            Ok(spec) => assert!(
+                spec.password
+                    .starts_with("h:5432/?Action=connect&DBUser=u&")
+                    && spec.password.contains("X-Amz-Signature="),
+                "{}",
+                spec.password
+            ),
+            Err(e) => assert!(e.to_string().starts_with("Connection rds: "), "{e}"),
+        }
+        assert_eq!(
+            err("my").await,
+            Err("Connection my: database must be specified for MySQL".into())
+        );
+        assert_eq!(
+            err("noport").await,
+            Err("noport: Bad connection record: Missing keys: port".into())
+        );
+        assert_eq!(err("lite").await, Ok(()));
+        assert!(
+            err("ora")
+                .await
+                .is_err_and(|e| e.contains("not supported by this worker yet"))
+        );
+        assert!(
+            err("tls")
+                .await
+                .is_err_and(|e| e.contains("Bad ssl_mode: bogus"))
         );
     }
 

@@ -18,6 +18,7 @@ mod resilience;
 mod retries;
 mod runaway;
 mod sched;
+mod sql;
 mod state;
 mod store;
 mod worker;

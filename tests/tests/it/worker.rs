@@ -217,7 +217,7 @@ async fn a_huge_timeout_fails_the_run_not_the_worker() {
 #[tokio::test]
 async fn unbuilt_job_types_say_so() {
     let t = TestRealm::new(&["core"]).await;
-    t.put_job(job("query", "sql", json!("select 1"), json!({})))
+    t.put_job(job("query", "sqlv", json!("select 1"), json!({})))
         .await;
     let run_id = t.dispatch_job("query", &[]).await;
     t.run_worker("core", &[]).await;
@@ -225,7 +225,7 @@ async fn unbuilt_job_types_say_so() {
         .await;
     assert_eq!(
         t.log("query", &run_id).await[1]["info"],
-        json!("sql: job type not supported by this worker yet")
+        json!("sqlv: job type not supported by this worker yet")
     );
 }
 

@@ -9,10 +9,12 @@
 //! job directory in any case.
 //!
 //! One file per connector type: `generic` (`get-attr-value`), `aws` (the
-//! AWS CLI with the connection's credentials) and `ssh` (`ssh`, `scp`,
-//! `sftp` and `git` with the connection's key).
+//! AWS CLI with the connection's credentials), the database types (`psql`,
+//! `mysql`, `sqlite3`) and `ssh` (`ssh`, `scp`, `sftp` and `git` with the
+//! connection's key).
 
 mod aws;
+mod database;
 mod generic;
 mod ssh;
 
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use lava_common::connection::{self, ConnError, ConnType, Connections};
+use lava_common::db::Engine;
 use regex::Regex;
 use serde_json::Value;
 
@@ -142,12 +145,48 @@ async fn create_one(
             "Bad connection id for label {label}: must be a string"
         )));
     };
+    let (dir, script) = make(connections, conn_id, run).await?;
+    let upper = label.to_uppercase();
+    Ok((
+        dir,
+        vec![
+            (format!("LAVA_CONNID_{upper}"), conn_id.clone()),
+            (format!("LAVA_CONN_{upper}"), script.display().to_string()),
+        ],
+    ))
+}
+
+/// The helper of connection `conn_id` in a fresh directory (for `sqlc`):
+/// the directory (removed by the caller, and with the job directory in any
+/// case) and the helper's absolute path.
+pub async fn create_for(
+    connections: &Connections,
+    conn_id: &str,
+    run: &RunInfo<'_>,
+) -> Result<(PathBuf, PathBuf), HelperError> {
+    make(connections, conn_id, run).await
+}
+
+/// Writes the helper of `conn_id`; its directory and script.
+async fn make(
+    connections: &Connections,
+    conn_id: &str,
+    run: &RunInfo<'_>,
+) -> Result<(PathBuf, PathBuf), HelperError> {
     let record = connections.get(conn_id).await?;
     let dir = run.job_dir.join(format!(
         "conn.{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     ));
+    let conn_type = record.connection.conn_type().to_ascii_lowercase();
     let helper = match record.conn_type {
+        _ if Engine::of_type(&conn_type).is_some() => {
+            let app_name = run
+                .app_name_template
+                .and_then(|t| connection::app_name(t, run.realm, run.job_id, conn_id));
+            let spec = lava_common::db::resolve(connections, conn_id, app_name).await?;
+            database::helper(&dir, &spec, run).await?
+        }
         ConnType::Generic => {
             let attributes = connections.generic_attributes(&record).await?;
             generic::helper(&dir, &attributes)
@@ -182,18 +221,11 @@ async fn create_one(
             tracing::debug!("cannot remove {}: {e}", dir.display());
         }
         return Err(HelperError::Write {
-            conn_id: conn_id.clone(),
+            conn_id: conn_id.to_string(),
             source,
         });
     }
-    let upper = label.to_uppercase();
-    Ok((
-        dir,
-        vec![
-            (format!("LAVA_CONNID_{upper}"), conn_id.clone()),
-            (format!("LAVA_CONN_{upper}"), script.display().to_string()),
-        ],
-    ))
+    Ok((dir, script))
 }
 
 /// Writes a helper's directory, sub-directories (0700), credential files

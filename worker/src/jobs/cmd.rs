@@ -48,6 +48,7 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
             upload_prefix: format!("{}/", job.run.s3tmp),
             payload,
             timeout: c.timeout,
+            stdin: None,
         })
         .await?;
     let failure = ran.failure();

@@ -87,6 +87,7 @@ async fn run_with(
                 upload_prefix: format!("{}/{basename}.", job.run.s3tmp),
                 payload: basename,
                 timeout: c.timeout,
+                stdin: None,
             })
             .await?;
         let failure = ran.failure();

@@ -11,6 +11,7 @@ mod params;
 mod payload;
 mod program;
 pub mod registry;
+mod sql_run;
 
 use async_trait::async_trait;
 
@@ -50,6 +51,9 @@ job_types! {
     pkg::Pkg,
     log::Log,
     lavasched::Lavasched,
+    sql::Sql,
+    sqli::Sqli,
+    sqlc::Sqlc,
 }
 
 /// Runs one attempt of a job of a known type: the parameter check, then the type.

@@ -149,6 +149,7 @@ async fn run_with(
                 upload_prefix: format!("{}/{basename}.", job.run.s3tmp),
                 payload: basename,
                 timeout: c.timeout,
+                stdin: None,
             })
             .await;
         let _ = workdir::remove_tree(&dir).await;
@@ -277,6 +278,7 @@ async fn unpack(
             env: env.clone(),
             cwd: job.run.job_dir.to_path_buf(),
             capture: Some((dir.with_extension(format!("{stem}.out")), errors.clone())),
+            stdin: None,
             timeout,
             kill_grace: job.services.settings.kill_grace,
         };

@@ -46,6 +46,8 @@ pub(super) struct Program<'p> {
     /// The `payload` text of its output entry.
     pub(super) payload: String,
     pub(super) timeout: Duration,
+    /// A file for stdin (`sqlc`); `None`: `/dev/null`.
+    pub(super) stdin: Option<PathBuf>,
 }
 
 /// How a program run ended, with its `output` entry.
@@ -225,6 +227,7 @@ impl JobContext<'_> {
             env: p.env,
             cwd: p.cwd.to_path_buf(),
             capture: (!dev).then(|| (out_path.clone(), err_path.clone())),
+            stdin: p.stdin,
             timeout: p.timeout,
             kill_grace: self.services.settings.kill_grace,
         };
@@ -286,18 +289,23 @@ impl JobContext<'_> {
             return Ok(false);
         }
         let source = capture::path_of(&file);
-        // Retried like event writes: a passing S3 fault must not fail a run
-        // whose payload succeeded. Each try reads the file afresh.
+        self.upload_retried(&source, url).await?;
+        Ok(true)
+    }
+
+    /// Uploads a file, retried like event writes: a passing S3 fault must
+    /// not fail a run whose payload succeeded. Each try reads the file afresh.
+    pub(super) async fn upload_retried(&self, source: &Path, url: &str) -> Result<(), Failure> {
         let mut delay = Duration::from_millis(250);
         let mut attempt = 1;
         loop {
             match self
                 .services
                 .objects
-                .upload(url, &source, self.services.realm.s3_key())
+                .upload(url, source, self.services.realm.s3_key())
                 .await
             {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(()),
                 Err(e @ (StoreError::Unavailable(_) | StoreError::Service(_)))
                     if attempt < UPLOAD_ATTEMPTS =>
                 {
