@@ -2,6 +2,8 @@
 //! `starting` event, the limits (`max_run_delay`, `iteration_limit`,
 //! `iteration_delay`), `globals.lava`, state expansion, `event_log`, the
 //! Jinja `enabled`, the job type, the job directory, then the attempts.
+//! The same sequence runs an in-process child of `chain`, `dag` and
+//! `foreach` (see [`super::child`]), in its parent's directory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -165,6 +167,10 @@ pub(super) async fn run(
             return fail_early(events, Value::String(text)).await;
         }
     };
+    if !run.cleanup {
+        // An in-process child: its parent's directory, kept.
+        return attempts::run(w, job_type, &mut run, events, cancel, limit, delay).await;
+    }
     match workdir::create_run_dir(&run.job_dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
