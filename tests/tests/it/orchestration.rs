@@ -274,8 +274,13 @@ async fn foreach_with_a_failing_index() {
     let lenient = t.dispatch_job("fe/lenient", &[]).await;
     t.run_worker("core", &[]).await;
 
-    t.assert_statuses("fe/strict", &strict, &["starting", "running", "failed"])
-        .await;
+    // Each finished index is recorded in the parent's log.
+    t.assert_statuses(
+        "fe/strict",
+        &strict,
+        &["starting", "running", "logging", "logging", "failed"],
+    )
+    .await;
     let failed = last_info(&t, "fe/strict", &strict).await;
     assert_eq!(
         failed["error"],
