@@ -127,15 +127,25 @@ async fn chain_with_can_fail_and_start() {
     assert!(t.events("c/a", &from_c).await.is_none());
 }
 
-/// A script that marks `$1` started, then waits for `$2` to have started
-/// too (a barrier: only children running at the same time both pass it).
-const BARRIER: &str = r#"touch "$DIR/$1"
+/// A script that records when `$1` started, waits for `$2` to have
+/// started too (a barrier: only children running at the same time both
+/// pass it), then records when it ended.
+const BARRIER: &str = r#"date +%s.%N > "$DIR/$1.tmp" && mv "$DIR/$1.tmp" "$DIR/$1.start"
 i=0
-while [ ! -e "$DIR/$2" ]; do
+while [ ! -e "$DIR/$2.start" ]; do
   i=$((i + 1)); [ "$i" -gt 1200 ] && exit 9
   sleep 0.1
 done
+date +%s.%N > "$DIR/$1.end"
 "#;
+
+/// A time a payload wrote (seconds since the epoch).
+fn mark(dir: &Path, name: &str) -> f64 {
+    std::fs::read_to_string(dir.join(name))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no time in {name}"))
+}
 
 #[tokio::test]
 async fn diamond_dag_runs_siblings_in_parallel() {
@@ -173,21 +183,25 @@ async fn diamond_dag_runs_siblings_in_parallel() {
     assert_eq!(jobs.len(), 4, "{result}");
     assert_eq!(jobs[0], "d/top");
     assert_eq!(jobs[3], "d/bottom");
-    // The siblings' `running` intervals overlap, and the order holds.
-    let (l_run, l_end) = (
-        ts_of(&t, "d/left", &run_id, "running").await,
-        ts_of(&t, "d/left", &run_id, "complete").await,
+    // The siblings ran at the same time: each started before the other ended.
+    let d = dir.path();
+    let (l_start, l_end) = (mark(d, "left.start"), mark(d, "left.end"));
+    let (r_start, r_end) = (mark(d, "right.start"), mark(d, "right.end"));
+    assert!(
+        l_start < r_end && r_start < l_end,
+        "{l_start}..{l_end} vs {r_start}..{r_end}"
     );
-    let (r_run, r_end) = (
+    // Events (whole seconds) keep the order: top before both, bottom after.
+    let (l_run, r_run) = (
+        ts_of(&t, "d/left", &run_id, "running").await,
         ts_of(&t, "d/right", &run_id, "running").await,
+    );
+    let (l_done, r_done) = (
+        ts_of(&t, "d/left", &run_id, "complete").await,
         ts_of(&t, "d/right", &run_id, "complete").await,
     );
-    assert!(
-        l_run < r_end && r_run < l_end,
-        "{l_run}..{l_end} vs {r_run}..{r_end}"
-    );
     assert!(ts_of(&t, "d/top", &run_id, "complete").await <= l_run.min(r_run));
-    assert!(ts_of(&t, "d/bottom", &run_id, "starting").await >= l_end.max(r_end));
+    assert!(ts_of(&t, "d/bottom", &run_id, "starting").await >= l_done.max(r_done));
 }
 
 #[tokio::test]
