@@ -214,7 +214,10 @@ async fn chain_inside_a_dag_and_a_cycle() {
         json!({}),
     ))
     .await;
-    t.put_job(job("n/y", "cmd", json!("true"), json!({}))).await;
+    // A disabled child counts as a success.
+    let mut disabled = job("n/y", "cmd", json!("false"), json!({}));
+    disabled["enabled"] = json!(false);
+    t.put_job(disabled).await;
     t.put_job(job("n/after", "cmd", json!("true"), json!({})))
         .await;
     t.put_job(job("n/inner", "chain", json!("n/x,n/y"), json!({})))
@@ -248,6 +251,7 @@ async fn chain_inside_a_dag_and_a_cycle() {
         last_info(&t, "n/inner", &outer).await["jobs"],
         json!(["n/x", "n/y"])
     );
+    t.assert_statuses("n/y", &outer, &["skipped"]).await;
     let stdout = format!("{}/n/x/{outer}/stdout", t.realm.s3_temp());
     assert_eq!(t.object(&stdout).await, "n/inner outer\n");
 
