@@ -144,6 +144,10 @@ pub const PARAMS: &[Param] = &[
     p("VISIBILITY_KEEPALIVE", Duration, Some("60s")),
     p("STARTUP_RETRY", Duration, Some("5m")),
     p("RENDER_FUEL", Int, Some("5000000")),
+    // How a failed attempt with iterations left waits for its next one:
+    // `delayed` returns its message to the queue for the iteration delay,
+    // `inline` sleeps in its job slot, as the original does.
+    p("RETRY_MODE", Str, Some("delayed")),
 ];
 
 /// A configuration lookup or conversion failure.

@@ -213,6 +213,16 @@ def main():
         realm = "bench"
         subprocess.run([bin_path("lava-realm"), "create", "-r", realm, "-w", "core"],
                        check=True, stdout=subprocess.DEVNULL)
+        # The realm's KMS key for uploads, as a deployed realm has: the
+        # original fails every cmd run of a realm item without `s3_key`
+        # (it puts None in the payload's environment as LAVA_S3_KEY).
+        kms = boto3.client("kms", endpoint_url=moto.url)
+        key_id = kms.create_key(Description=f"lava {realm} user")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=f"alias/lava-{realm}-user", TargetKeyId=key_id)
+        boto3.client("dynamodb", endpoint_url=moto.url).update_item(
+            TableName="lava.realms", Key={"realm": {"S": realm}},
+            UpdateExpression="SET s3_key = :k",
+            ExpressionAttributeValues={":k": {"S": f"alias/lava-{realm}-user"}})
         job = {"job_id": "bench/true", "type": "cmd", "worker": "core", "payload": "/bin/true",
                "enabled": True, "owner": "bench", "description": "bench"}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:

@@ -131,7 +131,15 @@ pub struct FaultProxy {
     pub port: u16,
     /// What it has done so far.
     pub stats: Arc<Stats>,
+    gate: Arc<Gate>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Holds S3 uploads while closed.
+#[derive(Debug)]
+struct Gate {
+    closed: tokio::sync::watch::Sender<bool>,
+    held: AtomicU64,
 }
 
 impl Drop for FaultProxy {
@@ -158,22 +166,48 @@ impl FaultProxy {
         }
         let upstream = upstream.to_string();
         let task_stats = Arc::clone(&stats);
+        let gate = Arc::new(Gate {
+            closed: tokio::sync::watch::Sender::new(false),
+            held: AtomicU64::new(0),
+        });
+        let task_gate = Arc::clone(&gate);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
-                let (upstream, schedule, stats) = (
+                let (upstream, schedule, stats, gate) = (
                     upstream.clone(),
                     Arc::clone(&schedule),
                     Arc::clone(&task_stats),
+                    Arc::clone(&task_gate),
                 );
                 tokio::spawn(async move {
-                    let _ = serve(client, &upstream, &schedule, &stats).await;
+                    let _ = serve(client, &upstream, &schedule, &stats, &gate).await;
                 });
             }
         });
-        Self { port, stats, task }
+        Self {
+            port,
+            stats,
+            gate,
+            task,
+        }
+    }
+
+    /// Closes the gate: S3 uploads wait until it opens.
+    pub fn hold_uploads(&self) {
+        self.gate.closed.send_replace(true);
+    }
+
+    /// Opens the gate: held uploads go on.
+    pub fn release_uploads(&self) {
+        self.gate.closed.send_replace(false);
+    }
+
+    /// How many uploads the gate has held so far.
+    pub fn held_uploads(&self) -> u64 {
+        self.gate.held.load(Ordering::Relaxed)
     }
 
     /// The endpoint URL to give the binaries.
@@ -378,10 +412,16 @@ async fn serve(
     upstream: &str,
     schedule: &Schedule,
     stats: &Stats,
+    gate: &Gate,
 ) -> std::io::Result<()> {
     let (read, mut write) = client.into_split();
     let mut requests = Reader::new(read);
     while let Some(request) = requests.message(false, false).await? {
+        if request.first_line().starts_with("PUT ") && *gate.closed.borrow() {
+            gate.held.fetch_add(1, Ordering::Relaxed);
+            let mut closed = gate.closed.subscribe();
+            let _ = closed.wait_for(|closed| !closed).await;
+        }
         let (mut fault, delay) = schedule.next();
         let dynamodb = request
             .header("x-amz-target")

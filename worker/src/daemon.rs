@@ -33,7 +33,7 @@ use crate::notify;
 use crate::process::{self, Interrupt};
 use crate::run;
 use crate::services::Services;
-use crate::settings::{StartupSettings, WorkerSettings};
+use crate::settings::{RetryMode, StartupSettings, WorkerSettings};
 use crate::workdir;
 use crate::worker::{Options, Worker, work_dir_name};
 
@@ -173,6 +173,7 @@ pub async fn run(args: Args) -> u8 {
         },
         None => settings.drain_timeout,
     };
+    let delayed_retries = settings.retry_mode == RetryMode::Delayed && !args.batch;
     let work_dir = PathBuf::from(&settings.tmpdir)
         .join(&realm_name)
         .join(work_dir_name(&worker_name, std::process::id()));
@@ -221,6 +222,7 @@ pub async fn run(args: Args) -> u8 {
         options: Options {
             threads: args.threads,
             retries: args.retries,
+            delayed_retries,
         },
         config_dump: config.dump(),
         active: Default::default(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset};
 use lava_common::spec::{EventHeader, Item, LogEntry, Status};
-use lava_common::store::{EventWrite, Key, Objects, StoreError, Table, Tables};
+use lava_common::store::{EventWrite, Key, Lease, Objects, StoreError, Table, Tables};
 use lava_common::timestamp;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -184,6 +184,33 @@ impl RunEvents {
     /// stops it once written.
     pub fn set_keepalive(&mut self, keepalive: Keepalive) {
         self.keepalive = Some(keepalive);
+    }
+
+    /// Gives the run's lease up with no entry (a planned retry that came
+    /// back before it was due): the keep-alive stops and the lease is
+    /// renewed as expired, so the delivery due next takes it at once.
+    /// Returns how long until another worker can take it: zero, or the
+    /// lease's span when it could not be given up.
+    pub async fn release_lease(&mut self) -> Duration {
+        self.stop_keepalive().await;
+        let Some(hold) = self.hold.take() else {
+            return Duration::ZERO;
+        };
+        let lease = Lease {
+            owner: hold.owner.clone(),
+            expires: chrono::Utc::now().timestamp() - 1,
+        };
+        match self
+            .tables
+            .renew_lease(&self.realm, &self.job_id, &self.run_id, &lease, None)
+            .await
+        {
+            Ok(_) => Duration::ZERO,
+            Err(e) => {
+                tracing::warn!("cannot give the run's lease up: {e}; it expires in its time");
+                hold.span
+            }
+        }
     }
 
     /// Stops the keep-alive, if it still runs.
@@ -421,7 +448,9 @@ pub fn log_of(item: Option<&Item>) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn same_entry(found: &Value, entry: &Item) -> bool {
+/// Whether `found`, an entry of a log, is the entry `entry` (its status
+/// and time).
+pub fn same_entry(found: &Value, entry: &Item) -> bool {
     found.get("status") == entry.get("status") && found.get("ts_event") == entry.get("ts_event")
 }
 

@@ -106,6 +106,11 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
             "empty command",
         ));
     };
+    // Interrupted before it started (a drain, or the run's lease lost):
+    // nothing is started, so nothing runs that another worker may run too.
+    if interrupt.is_interrupted() {
+        return Ok(Ended::Interrupted);
+    }
     // A leaf of its own in a delegated cgroup; the guard kills and removes
     // it on every path, even a panic.
     let leaf = match cgroup::delegation() {
@@ -517,6 +522,18 @@ mod tests {
             t2.deadline();
         });
         assert_eq!(run(&s, &token).await.ok(), Some(Ended::Interrupted));
+    }
+
+    #[tokio::test]
+    async fn nothing_starts_once_interrupted() {
+        let (s, dir) = spec("touch started", 60_000);
+        let token = Interrupt::new().child();
+        token.kill_now();
+        assert_eq!(run(&s, &token).await.ok(), Some(Ended::Interrupted));
+        assert!(
+            !dir.path().join("started").exists(),
+            "a payload started after its run was interrupted"
+        );
     }
 
     #[test]

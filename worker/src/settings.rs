@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use lava_common::config::{Config, ConfigError};
 use lava_common::connection::AwsSettings;
 use lava_common::settings;
-use lava_common::settings::{Bytes, Configured};
+use lava_common::settings::{Bytes, Configured, Setting};
 
 settings! {
     /// Read before the realm record is known (from the environment and defaults only).
@@ -79,6 +80,8 @@ settings! {
         visibility_keepalive: Duration = "VISIBILITY_KEEPALIVE",
         /// Fuel of one template render; zero turns the limit off.
         render_fuel: u64 = "RENDER_FUEL",
+        /// How a failed attempt waits for the run's next iteration.
+        retry_mode: RetryMode = "RETRY_MODE",
         /// How many SSM parameter values are cached.
         param_cache_size: u64 = "PARAM_CACHE_SIZE",
         /// How long an SSM parameter value is cached; zero or empty: not cached.
@@ -91,6 +94,34 @@ settings! {
         aws_access_key_cache_ttl: Duration = "AWS_ACCESS_KEY_CACHE_TTL",
         /// How many `aws` connections' credentials are cached.
         aws_access_key_cache_size: u64 = "AWS_ACCESS_KEY_CACHE_SIZE",
+    }
+}
+
+/// How a failed attempt with iterations left waits for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    /// `retrying` is recorded and the message returned to the queue for the
+    /// iteration delay; the job slot is free meanwhile, and the next
+    /// delivery goes on with the next iteration.
+    Delayed,
+    /// The attempt sleeps in its job slot, as the original does (for a
+    /// queue that Python workers share: they would start a resumed run
+    /// again at iteration 1).
+    Inline,
+}
+
+impl Setting for RetryMode {
+    fn load(config: &Config, name: &'static str) -> Result<Self, ConfigError> {
+        let text = config.string(name)?.unwrap_or_default();
+        match text.trim().to_ascii_lowercase().as_str() {
+            "delayed" => Ok(Self::Delayed),
+            "inline" => Ok(Self::Inline),
+            _ => Err(ConfigError::Convert {
+                name: name.to_string(),
+                converter: "retry mode (delayed or inline)",
+                value: text,
+            }),
+        }
     }
 }
 
@@ -118,7 +149,6 @@ impl WorkerSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lava_common::config::Config;
 
     #[test]
     fn defaults_load() {
@@ -139,6 +169,28 @@ mod tests {
             Some("lv-{{ realm }}-{{ job_id }}")
         );
         assert_eq!(s.aws_connections(), AwsSettings::default());
+        assert_eq!(s.retry_mode, RetryMode::Delayed);
+    }
+
+    #[test]
+    fn retry_mode_loads_and_refuses_other_values() {
+        let load = |value: &str| WorkerSettings::load(&with("RETRY_MODE", value));
+        assert_eq!(
+            load("Inline").ok().map(|s| s.retry_mode),
+            Some(RetryMode::Inline)
+        );
+        assert_eq!(
+            load("delayed").ok().map(|s| s.retry_mode),
+            Some(RetryMode::Delayed)
+        );
+        let err = load("later")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "Cannot convert config item RETRY_MODE using retry mode (delayed or inline): later"
+        );
     }
 
     fn with(name: &str, value: &str) -> Config {

@@ -20,6 +20,10 @@ pub struct Options {
     pub threads: usize,
     /// `--retries`: discard a message received more than this + 1 times (negative: never).
     pub retries: i64,
+    /// Planned retries return their message to the queue for the iteration
+    /// delay (`RETRY_MODE=delayed`, and not `--batch`, which ends once the
+    /// queue is empty: a batch worker waits in place).
+    pub delayed_retries: bool,
 }
 
 /// Everything a run needs from its worker.
@@ -60,6 +64,8 @@ pub struct Receipt {
     /// Until when the message is surely invisible: its receive (or last
     /// visibility change) plus the timeout it was given.
     invisible_until: Mutex<Instant>,
+    /// A little after its receive.
+    received: Instant,
 }
 
 impl Receipt {
@@ -79,6 +85,13 @@ impl Receipt {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             from + Duration::from_secs(u64::from(secs));
+    }
+
+    /// The longest visibility timeout the message can still be given: SQS
+    /// keeps a message invisible for at most 12 hours after its receive.
+    pub fn longest_invisibility(&self) -> Duration {
+        // A minute short of it: the receive was a little before `received`.
+        Duration::from_secs(12 * 3600 - 60).saturating_sub(self.received.elapsed())
     }
 
     /// How long the message surely stays invisible from now.
@@ -147,6 +160,7 @@ impl ActiveRuns {
             invisible_until: Mutex::new(
                 Instant::now() + Duration::from_secs(u64::from(w.queue_visibility)),
             ),
+            received: Instant::now(),
         });
         runs.insert(run_id.to_string(), Arc::clone(&entry));
         Entered::New(ActiveGuard {

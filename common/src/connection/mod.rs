@@ -2,8 +2,9 @@
 //! every use (no caching of records), checked, and the secrets it names are
 //! read from SSM (through the [`ParameterCache`]) or Secrets Manager. The
 //! connector types resolved in-process so far are `generic` (its attribute
-//! map) and `aws` (credentials, from access keys or an assumed role); every
-//! other type fails with an error naming it. Also the application name of
+//! map), `aws` (credentials, from access keys or an assumed role) and the
+//! ssh family (`ssh`, `scp`, `sftp`, `git`: a private key and options);
+//! every other type fails with an error naming it. Also the application name of
 //! `CONN_APP_NAME`.
 //!
 //! Errors keep the original's texts (`<id>: No such connection`,
@@ -12,6 +13,7 @@
 
 pub mod aws;
 pub mod generic;
+pub mod ssh;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use crate::spec::{Connection, Item, is_ignored_field};
 use crate::store::{Key, ParameterCache, StoreError, Table, Tables};
 
 pub use aws::{AwsCredentials, AwsResolver, AwsSettings};
+pub use ssh::SshAccess;
 
 /// A connection that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,10 +116,38 @@ pub enum ConnType {
     Aws,
     /// `docker`: a registry login; no CLI helper.
     Docker,
+    /// `ssh`, `scp`, `sftp` and `git`: a private key and ssh options, for
+    /// the program of that name.
+    Ssh(SshTool),
     /// A type of the original that is not built yet.
     NotBuilt,
     /// Not a lava connector type.
     Unknown,
+}
+
+/// The program an ssh-family connection's helper runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshTool {
+    /// `ssh`.
+    Ssh,
+    /// `scp`.
+    Scp,
+    /// `sftp`.
+    Sftp,
+    /// `git`, its ssh through `GIT_SSH_COMMAND`.
+    Git,
+}
+
+impl SshTool {
+    /// The program's name (and the helper's).
+    pub fn program(self) -> &'static str {
+        match self {
+            Self::Ssh => "ssh",
+            Self::Scp => "scp",
+            Self::Sftp => "sftp",
+            Self::Git => "git",
+        }
+    }
 }
 
 /// Types of the original that this lava does not build yet.
@@ -140,10 +171,6 @@ const NOT_BUILT: &[&str] = &[
     "email",
     "ses",
     "slack",
-    "ssh",
-    "scp",
-    "sftp",
-    "git",
     "smb",
     "sharepoint",
 ];
@@ -155,6 +182,10 @@ impl ConnType {
             "generic" => Self::Generic,
             "aws" => Self::Aws,
             "docker" => Self::Docker,
+            "ssh" => Self::Ssh(SshTool::Ssh),
+            "scp" => Self::Ssh(SshTool::Scp),
+            "sftp" => Self::Ssh(SshTool::Sftp),
+            "git" => Self::Ssh(SshTool::Git),
             t if NOT_BUILT.contains(&t) => Self::NotBuilt,
             _ => Self::Unknown,
         }
@@ -332,6 +363,11 @@ impl Connections {
         app_name: Option<&str>,
     ) -> Result<AwsCredentials, ConnError> {
         self.aws.credentials(self, record, app_name).await
+    }
+
+    /// The key and options of an `ssh`, `scp`, `sftp` or `git` connection.
+    pub async fn ssh_access(&self, record: &Record) -> Result<SshAccess, ConnError> {
+        ssh::resolve(self, record).await
     }
 
     /// The resolved attributes of a `generic` connection.

@@ -236,7 +236,9 @@ pub trait Tables: Send + Sync {
     ///
     /// `first`, when given, is appended to the log in the same write (the
     /// run's `starting`; only its `set` and `entry` are used), which saves
-    /// a request per run. The lease is then taken only when absent or
+    /// a request per run. The lease is then taken only on a run with no
+    /// log yet (a run with entries is taken plainly, so its taker reads the
+    /// log before adding to it), when the lease is absent or
     /// expired, never again by its holder (even expired), and not when the item's `status`
     /// is a final one (a run finished by a worker that sets no
     /// [`FINAL_STATUS`]): a write retried after a lost reply cannot append

@@ -229,6 +229,17 @@ async fn bad_connections_fail_the_run_not_the_worker() {
     .await;
     put_connection(
         &t,
+        json!({"conn_id": "share", "type": "smb", "enabled": true}),
+    )
+    .await;
+    put_connection(
+        &t,
+        json!({"conn_id": "opts", "type": "scp", "enabled": true, "ssh_key": "/k",
+               "ssh_options": "Port=22"}),
+    )
+    .await;
+    put_connection(
+        &t,
         json!({"conn_id": "typo", "type": "gneric", "enabled": true}),
     )
     .await;
@@ -265,7 +276,17 @@ async fn bad_connections_fail_the_run_not_the_worker() {
         (
             "c/ssh",
             json!({"s": "shell"}),
-            "shell: Unsupported connection type - ssh: not supported by this worker yet"
+            "Connection shell: ssh_key: SSM parameter /k not found".to_string(),
+        ),
+        (
+            "c/ssh-options",
+            json!({"s": "opts"}),
+            "Connection opts: ssh_options: must be a list of strings".to_string(),
+        ),
+        (
+            "c/smb",
+            json!({"s": "share"}),
+            "share: Unsupported connection type - smb: not supported by this worker yet"
                 .to_string(),
         ),
         (
@@ -402,4 +423,183 @@ async fn aws_secrets_seam_on_the_emulator() {
         );
     }
     assert_eq!(secrets.list_secrets(&prefix).await, Ok(vec![id.clone()]));
+}
+
+/// Runs a command that must succeed (test set-up).
+fn run_ok(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An `sshd` of Debian's openssh-server on a free loopback port, with a
+/// throwaway host key, taking the key of `user_key.pub` in `dir`.
+fn start_sshd(dir: &std::path::Path) -> (lava_tests::procs::Background, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.display();
+    run_ok(std::process::Command::new("ssh-keygen").args([
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-f",
+        &format!("{d}/host_key"),
+    ]));
+    std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+         AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+         PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+         PermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n"
+    );
+    std::fs::write(dir.join("sshd_config"), config).unwrap_or_else(|e| panic!("{e}"));
+    // Privilege separation needs its directory (made at boot on a host).
+    std::fs::create_dir_all("/run/sshd").unwrap_or_else(|e| panic!("/run/sshd: {e}"));
+    let mut cmd = tokio::process::Command::new("/usr/sbin/sshd");
+    cmd.args(["-D", "-e", "-f", &format!("{d}/sshd_config")]);
+    (lava_tests::procs::Background::start(cmd), port)
+}
+
+/// The `ssh`, `scp`, `sftp` and `git` helpers against a real sshd: a
+/// payload runs a remote command, copies a file there and back, and clones
+/// a repository, with a key stored on one line (commas for line breaks).
+#[tokio::test]
+async fn ssh_family_helpers_reach_a_real_sshd() {
+    let sshd = std::path::Path::new("/usr/sbin/sshd");
+    let root = nix::unistd::Uid::effective().is_root();
+    if !lava_tests::prerequisite(
+        sshd.exists() && root,
+        "the ssh helper test needs root and openssh-server (/usr/sbin/sshd)",
+    ) {
+        return;
+    }
+    let t = TestRealm::new(&["core"]).await;
+    let realm = &t.name;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path().display().to_string();
+    run_ok(std::process::Command::new("ssh-keygen").args([
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-f",
+        &format!("{d}/user_key"),
+    ]));
+    let (mut server, port) = start_sshd(dir.path());
+    lava_tests::procs::wait_for(
+        "sshd to listen",
+        std::time::Duration::from_secs(30),
+        || async move {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+    // A bare repository with one commit, to clone over ssh.
+    let git = |args: &[&str]| {
+        run_ok(
+            std::process::Command::new("git")
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "-c",
+                    "init.defaultBranch=main",
+                ])
+                .args(args),
+        );
+    };
+    git(&["init", "-q", "--bare", &format!("{d}/repo.git")]);
+    git(&["init", "-q", &format!("{d}/work")]);
+    std::fs::write(dir.path().join("work/README"), "cloned over ssh\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    git(&["-C", &format!("{d}/work"), "add", "README"]);
+    git(&["-C", &format!("{d}/work"), "commit", "-q", "-m", "one"]);
+    git(&[
+        "-C",
+        &format!("{d}/work"),
+        "push",
+        "-q",
+        &format!("{d}/repo.git"),
+        "HEAD:main",
+    ]);
+
+    let key =
+        std::fs::read_to_string(dir.path().join("user_key")).unwrap_or_else(|e| panic!("{e}"));
+    put_secret(
+        &t,
+        &format!("/lava/{realm}/ssh"),
+        &key.trim_end().replace('\n', ","),
+    )
+    .await;
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::effective())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "root".into());
+    for conn_type in ["ssh", "scp", "sftp", "git"] {
+        put_connection(
+            &t,
+            json!({"conn_id": format!("box/{conn_type}"), "type": conn_type, "enabled": true,
+                   "ssh_key": format!("/lava/{realm}/ssh"),
+                   "ssh_options": [format!("Port={port}"), format!("User={user}")]}),
+        )
+        .await;
+    }
+    let script = format!(
+        "#!/bin/sh\nset -e\n\
+         \"$LAVA_CONN_SSH\" 127.0.0.1 'echo remote-$((6*7))'\n\
+         echo copied > local.txt\n\
+         \"$LAVA_CONN_SCP\" -q local.txt 127.0.0.1:{d}/copied.txt\n\
+         echo 'get {d}/copied.txt fetched.txt' | \"$LAVA_CONN_SFTP\" -q -b - 127.0.0.1 >/dev/null\n\
+         echo \"fetched $(cat fetched.txt)\"\n\
+         \"$LAVA_CONN_GIT\" clone -q 127.0.0.1:{d}/repo.git clone\n\
+         cat clone/README\n"
+    );
+    t.put_payload("conn/ssh.sh", script.into_bytes()).await;
+    t.put_job(job(
+        "conn/ssh",
+        "conn/ssh.sh",
+        json!({"ssh": "box/ssh", "scp": "box/scp", "sftp": "box/sftp", "git": "box/git"}),
+    ))
+    .await;
+    let run_id = t.dispatch_job("conn/ssh", &[]).await;
+    let worker = t.run_worker("core", &[]).await;
+    let log = t.log("conn/ssh", &run_id).await;
+    server.stop().await;
+    assert_eq!(
+        log.iter().map(|e| e["status"].clone()).collect::<Vec<_>>(),
+        vec![json!("starting"), json!("running"), json!("complete")],
+        "{log:?}\n{}",
+        stderr(&worker)
+    );
+    let s3tmp = format!("{}/conn/ssh/{run_id}", t.realm.s3_temp());
+    assert_eq!(
+        t.object(&format!("{s3tmp}/ssh.sh.stdout")).await,
+        "remote-42\nfetched copied\ncloned over ssh\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("copied.txt"))
+            .ok()
+            .as_deref(),
+        Some("copied\n")
+    );
+    let events = Value::Object(t.events("conn/ssh", &run_id).await.unwrap_or_default()).to_string();
+    let secret_line = key.lines().nth(1).unwrap_or("none");
+    assert!(!events.contains(secret_line), "the key in the events item");
+    assert!(
+        !stderr(&worker).contains(secret_line),
+        "the key in the worker's log"
+    );
 }

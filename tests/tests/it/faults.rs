@@ -11,6 +11,7 @@ use std::time::Duration;
 use lava_tests::TestRealm;
 use lava_tests::procs::Background;
 use lava_tests::proxy::{Fault, FaultProxy, Faults};
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 const JOBS: usize = 100;
@@ -318,8 +319,8 @@ fn executions(record: &Path) -> HashMap<String, Vec<i32>> {
 }
 
 /// A worker for the chaos tests: through the proxy, ten slots (under
-/// these faults a run spends seconds waiting for AWS), a 2 s keep-alive (a
-/// 6 s lease) under the queue's 10 s visibility.
+/// these faults a run spends seconds waiting for AWS), a 2 s keep-alive (an
+/// 8 s lease) under the queue's 10 s visibility.
 fn chaos_worker(t: &TestRealm, proxy: &FaultProxy) -> Background {
     let mut cmd = t.worker("core");
     cmd.args(["--threads", "10", "--retries", "2"])
@@ -491,7 +492,17 @@ async fn aws_chaos_with_a_worker_killed_midway() {
     let mut again = 0;
     for ((_, run_id), log) in runs.iter().zip(&logs) {
         assert_completed_once(run_id, log, seed);
-        let pids = ran.get(run_id).cloned().unwrap_or_default();
+        // A payload the killed worker started as it died reads as its
+        // parent whoever adopted it: any parent but the survivor is the
+        // killed worker.
+        let pids: Vec<i32> = ran
+            .get(run_id)
+            .map(|pids| {
+                pids.iter()
+                    .map(|p| if *p == survivor.pid { *p } else { killed })
+                    .collect()
+            })
+            .unwrap_or_default();
         let runnings = log.iter().filter(|e| e["status"] == "running").count();
         match pids.as_slice() {
             [_] => {}
@@ -512,4 +523,45 @@ async fn aws_chaos_with_a_worker_killed_midway() {
     assert!(survivor.running(), "the worker stopped: {}", survivor.log());
     let status = survivor.stop().await;
     assert_eq!(status.code(), Some(0), "{}", tail(&survivor.log(), 100));
+}
+
+/// A payload that exited before the drain deadline is recorded as it
+/// ended, even when the deadline passes while its output is being stored:
+/// the deadline stops payloads, never the recording of one that is over.
+#[tokio::test]
+async fn aws_payload_over_before_the_drain_deadline_is_recorded_as_it_ended() {
+    let t = TestRealm::new(&["core"]).await;
+    t.put_job(json!({"job_id": "drained", "type": "cmd", "worker": "core",
+                     "payload": "echo done", "enabled": true, "owner": "tests",
+                     "description": "ends before the drain deadline"}))
+        .await;
+    let proxy = proxy(Faults::none(seed())).await;
+    proxy.hold_uploads();
+    let mut cmd = t.worker("core");
+    cmd.args(["--threads", "1", "--drain-timeout", "1s"])
+        .env("AWS_ENDPOINT_URL", proxy.url());
+    let mut worker = Background::start(cmd);
+    let run_id = t.dispatch_job("drained", &[]).await;
+    // Its stdout upload is held: the payload is over.
+    lava_tests::procs::wait_for("the output upload", Duration::from_secs(60), || {
+        let held = proxy.held_uploads();
+        async move { (held > 0).then_some(()) }
+    })
+    .await;
+    worker.signal(Signal::SIGTERM);
+    lava_tests::procs::wait_for("the drain deadline", Duration::from_secs(30), || {
+        let log = worker.log();
+        async move { log.contains("drain deadline reached").then_some(()) }
+    })
+    .await;
+    proxy.release_uploads();
+    let status = worker.wait().await;
+    assert_eq!(status.code(), Some(0), "{}", worker.log());
+    assert_eq!(
+        t.statuses("drained", &run_id).await,
+        vec!["starting", "running", "complete"],
+        "{}",
+        worker.log()
+    );
+    assert!(t.drain("core", 1, Duration::from_secs(2)).await.is_empty());
 }

@@ -16,6 +16,7 @@ mod orchestration;
 mod packaging;
 mod realm;
 mod resilience;
+mod retries;
 mod runaway;
 mod sched;
 mod state;

@@ -169,3 +169,35 @@ async fn local_backend_round_trip() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("lava.nope.jobs"), "{}", stderr(&out));
 }
+
+/// The example files load into a realm as they are, and export gives back
+/// the connections with their secrets still named, never read.
+#[tokio::test]
+async fn the_packaged_examples_import_and_export_secrets_by_name() {
+    let t = lava_tests::TestRealm::new(&["core"]).await;
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/examples");
+    for file in ["jobs.yaml", "connections.yaml"] {
+        let out = output(
+            lava("lava-realm")
+                .args(["import", "-r", &t.name])
+                .arg(examples.join(file)),
+        )
+        .await;
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+    }
+    let out = output(lava("lava-realm").args(["export", "-r", &t.name])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(examples.join("connections.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let file: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let mut want = file["connections"].as_array().cloned().unwrap_or_default();
+    want.sort_by_key(|c| c["conn_id"].as_str().unwrap_or_default().to_string());
+    assert_eq!(doc["connections"], Value::Array(want));
+    assert!(
+        doc["jobs"]
+            .as_array()
+            .is_some_and(|jobs| jobs.iter().any(|j| j["job_id"] == json!("demo/hello"))),
+        "{doc}"
+    );
+}

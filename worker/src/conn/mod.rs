@@ -8,11 +8,13 @@
 //! when the run's programs have ended ([`Helpers::remove`]), and with the
 //! job directory in any case.
 //!
-//! One file per connector type: `generic` (`get-attr-value`) and `aws`
-//! (the AWS CLI with the connection's credentials).
+//! One file per connector type: `generic` (`get-attr-value`), `aws` (the
+//! AWS CLI with the connection's credentials) and `ssh` (`ssh`, `scp`,
+//! `sftp` and `git` with the connection's key).
 
 mod aws;
 mod generic;
+mod ssh;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
@@ -158,6 +160,10 @@ async fn create_one(
                 .aws_credentials(&record, app_name.as_deref())
                 .await?;
             aws::helper(&dir, &creds)
+        }
+        ConnType::Ssh(tool) => {
+            let access = connections.ssh_access(&record).await?;
+            ssh::helper(&dir, tool, &access)
         }
         ConnType::Docker | ConnType::NotBuilt | ConnType::Unknown => {
             return Err(record.unsupported().into());

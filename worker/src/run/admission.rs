@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset};
 use lava_common::dispatch::{DispatchMessage, Failure as LookupFailure};
 use lava_common::spec::{Enabled, JobSpec, Status};
 use lava_common::store::{Received, StoreError};
@@ -17,8 +16,9 @@ use serde_json::{Map, Value};
 
 use super::augmented::Run;
 use super::record::{INTERRUPTED, reject};
-use super::{End, lease};
-use crate::events::{Mark, Overflow, RunEvents};
+use super::sequence::Begin;
+use super::{End, lease, resume};
+use crate::events::{Mark, Overflow, RunEvents, same_entry};
 use crate::process::Interrupt;
 use crate::worker::{ActiveGuard, ActiveRuns, Entered, Receipt, Worker};
 
@@ -30,8 +30,8 @@ pub(super) struct Admitted {
     pub(super) events: RunEvents,
     /// The run's own interrupt: the worker's, and the loss of its lease.
     pub(super) cancel: Interrupt,
-    /// When its `starting` entry was written with its lease, its time.
-    pub(super) started: Option<DateTime<FixedOffset>>,
+    /// How its sequence begins.
+    pub(super) begin: Begin,
 }
 
 /// Admits a message, or says what becomes of it. `active` receives the
@@ -179,17 +179,22 @@ pub(super) async fn admit(
 
     // A run that ran here before under a worker that is gone may have left
     // processes behind (no worker of this one's descends from them).
-    if log
-        .iter()
-        .any(|e| e.get("status").and_then(Value::as_str) == Some("running"))
-    {
+    if unfinished > 0 {
         let killed = crate::process::kill_leftovers_of(&run_id).await;
         if killed > 0 {
             tracing::warn!("{prefix}: killed {killed} process(es) left by an earlier attempt");
         }
     }
 
-    let started = starting.map(|(_, at)| at);
+    // `starting` went with the lease when the log ends with it.
+    let started = starting
+        .filter(|(write, _)| log.last().is_some_and(|e| same_entry(e, &write.entry)))
+        .map(|(_, at)| at);
+    let begin = match (resume::pending(&log), started) {
+        (Some(resume), _) => Begin::Resumed(resume),
+        (None, Some(at)) => Begin::Started(at),
+        (None, None) => Begin::Fresh,
+    };
     let run = Run {
         s3tmp,
         job_dir: w.work_dir.join(&run_id),
@@ -201,12 +206,13 @@ pub(super) async fn admit(
         parameters,
         globals,
         state: Map::new(),
+        delayed_retries: w.options.delayed_retries,
     };
     Ok(Admitted {
         run,
         events,
         cancel: run_cancel,
-        started,
+        begin,
     })
 }
 

@@ -2,6 +2,7 @@
 //! event, the job type, then `complete`, `retrying` or `failed` with their
 //! post-job actions, or the hand-over of an interrupted run.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,18 +19,21 @@ use crate::jobs::{self, Failure, JobContext, JobType, Outcome};
 use crate::process::Interrupt;
 use crate::worker::Worker;
 
-/// Runs up to `limit` attempts, `delay` apart.
+/// Runs the attempts `iterations` numbers (to the run's `iteration_limit`),
+/// `delay` apart: waiting in place, or with the message back in the queue
+/// (the run's next delivery goes on with the next iteration).
 pub(super) async fn run(
     w: &Arc<Worker>,
     job_type: &dyn JobType,
     run: &mut Run,
     events: &mut RunEvents,
     cancel: &Interrupt,
-    limit: i64,
+    iterations: RangeInclusive<i64>,
     delay: Duration,
 ) -> End {
     let prefix = run.prefix();
-    for n in 1..=limit {
+    let limit = *iterations.end();
+    for n in iterations {
         if events.lease_lost() {
             tracing::error!(
                 event_type = "job",
@@ -53,6 +57,16 @@ pub(super) async fn run(
         {
             tracing::error!("{prefix}: cannot record iteration {n}: {e}");
             return lost(&e).unwrap_or(End::Retry);
+        }
+        // The entry may have landed after the lease was lost (its write was
+        // retried meanwhile): the payload must not start then, since
+        // another worker may be about to run it.
+        if events.lease_lost() {
+            tracing::error!(
+                event_type = "job",
+                "{prefix}: not started: the run's lease was lost"
+            );
+            return End::Retry;
         }
         tracing::info!(event_type = "job", "{prefix}: Running iteration {n}");
         let outcome = {
@@ -93,14 +107,23 @@ pub(super) async fn run(
             tracing::error!(event_type = "job", "{prefix}: {error}");
         }
         if n < limit {
-            if let Err(e) = events
-                .write(Status::Retrying, info.clone(), Mark::Entry)
-                .await
-            {
+            // A wait in the queue frees the job slot: the entry releases
+            // the lease, and whichever worker receives the message when it
+            // is due goes on with the run.
+            let queued = run.delayed_retries && !wait.is_zero();
+            let mark = if queued { Mark::HandOver } else { Mark::Entry };
+            if let Err(e) = events.write(Status::Retrying, info.clone(), mark).await {
                 tracing::error!("{prefix}: cannot record the retry: {e}");
                 return lost(&e).unwrap_or(End::Retry);
             }
             run_actions(w, run, events, ActionList::OnRetry, &info).await;
+            if queued {
+                tracing::info!(
+                    "{prefix}: iteration {} is due in {wait:?}: message returned to the queue meanwhile",
+                    n + 1
+                );
+                return End::Later(wait);
+            }
             if !wait.is_zero() {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}

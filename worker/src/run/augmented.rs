@@ -37,6 +37,10 @@ pub(super) struct Run {
     /// The run creates its directory and removes it at the end; off for an
     /// in-process child, which works in its parent's.
     pub(super) cleanup: bool,
+    /// Whether a failed attempt with iterations left returns the run's
+    /// message to the queue for the iteration delay (`RETRY_MODE=delayed`),
+    /// rather than wait in its job slot. Only a run of its own message can.
+    pub(super) delayed_retries: bool,
 }
 
 impl Run {

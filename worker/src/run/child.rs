@@ -208,8 +208,17 @@ impl Children for ChildRuns<'_> {
             s3tmp,
             job_dir: parent.job_dir.clone(),
             cleanup: false,
+            // A child's retries wait in place: the message is its parent's.
+            delayed_retries: false,
         };
-        let end = Box::pin(sequence::run(self.w, run, &mut events, self.cancel, None)).await;
+        let end = Box::pin(sequence::run(
+            self.w,
+            run,
+            &mut events,
+            self.cancel,
+            sequence::Begin::Fresh,
+        ))
+        .await;
         match events.ended() {
             Some((Status::Complete | Status::Skipped, _)) => ChildEnd::Done,
             Some((_, info)) => ChildEnd::Failed(error_text(info)),

@@ -35,7 +35,8 @@ pub(super) enum Taken {
 
 /// Takes the run's lease for `hold`'s owner (one conditional write that
 /// also returns the item, and appends `first`, the run's `starting`, when
-/// given); when that is refused, reads the item to tell why.
+/// given and the run has no log yet); when that is refused, reads the item
+/// to tell why. The log returned ends with `first` when it was written.
 pub(super) async fn take(
     w: &Worker,
     job_id: &str,
@@ -45,10 +46,11 @@ pub(super) async fn take(
 ) -> Result<Taken, StoreError> {
     let tables = &w.services.tables;
     let realm = &w.services.realm_name;
-    // Twice more when the lease ended between the write and the read.
+    // Twice more when the lease ended between the write and the read, or
+    // when the run has a log already (its entry then follows the lease).
+    let mut first = first;
     for _ in 0..3 {
-        let now = Utc::now().timestamp();
-        let lease = lease_from(&hold.owner, hold.span, now);
+        let (lease, now, until) = lease_from(&hold.owner, hold.span);
         // Expiries are whole seconds: a lease is over from its expiry second
         // on (the store takes it when `expires < now`). Without this a copy
         // coming back exactly when its dead holder's lease ends would find
@@ -57,25 +59,28 @@ pub(super) async fn take(
             .acquire_lease(realm, job_id, run_id, &lease, now + 1, first)
             .await?
         {
+            hold.held_until(until);
             return Ok(found(&item));
         }
         let item = tables
             .get(realm, Table::Events, &Key::with_sort(job_id, run_id), true)
             .await?;
         match refused_because(item.as_ref(), &hold.owner, now + 1) {
-            // An earlier try of this taking landed (its reply was lost), its
-            // entry with it; the lease may have lapsed since: take it again
-            // without the entry.
-            Some(Taken::Run(_)) if first.is_some() => {
+            // An earlier try of this taking landed (its reply was lost),
+            // with its entry if it had one, at a time not known here: the
+            // lease is taken again, without the entry, so its expiry is.
+            Some(Taken::Run(_)) => {
+                let (lease, now, until) = lease_from(&hold.owner, hold.span);
                 if let Some(item) = tables
                     .acquire_lease(realm, job_id, run_id, &lease, now + 1, None)
                     .await?
                 {
+                    hold.held_until(until);
                     return Ok(found(&item));
                 }
             }
             Some(taken) => return Ok(taken),
-            None => {}
+            None => first = None,
         }
     }
     Ok(Taken::Held)
@@ -107,31 +112,52 @@ fn refused_because(item: Option<&Item>, owner: &str, now: i64) -> Option<Taken> 
     (expires >= now as f64).then_some(Taken::Held)
 }
 
-fn lease_from(owner: &str, span: Duration, now: i64) -> Lease {
-    Lease {
+/// A lease for `owner` lasting `span` from now, the time it was taken (whole
+/// seconds) and the instant until which it is this worker's for sure. The
+/// store keeps expiries in whole seconds and lets another worker take a
+/// lease from its expiry second on, so the lease is sure until the start of
+/// that second, less a margin for the clocks of two hosts differing.
+fn lease_from(owner: &str, span: Duration) -> (Lease, i64, std::time::Instant) {
+    let at = std::time::Instant::now();
+    let now = Utc::now();
+    let secs = now.timestamp();
+    let lease = Lease {
         owner: owner.to_string(),
-        expires: now + i64::try_from(span.as_secs()).unwrap_or(i64::MAX / 2),
-    }
+        expires: secs.saturating_add(i64::try_from(span.as_secs()).unwrap_or(i64::MAX / 2)),
+    };
+    let into_second = Duration::from_nanos(u64::from(now.timestamp_subsec_nanos()));
+    let until = at + span.saturating_sub(into_second + CLOCK_MARGIN);
+    (lease, secs, until)
 }
 
+/// How far two workers' clocks may differ, as the lease's sure time allows
+/// for (hosts kept in step by NTP differ by milliseconds).
+const CLOCK_MARGIN: Duration = Duration::from_millis(500);
+
 /// Renews a lease `hold` names: `false` when its owner no longer holds it.
-/// The events item's `ttl` (when the realm sets one) is pushed past the lease.
+/// A renewal records on `hold` until when the lease is sure. The events
+/// item's `ttl` (when the realm sets one) is pushed past the lease.
 async fn renew(
     w: &Worker,
     job_id: &str,
     run_id: &str,
     hold: &LeaseHold,
 ) -> Result<bool, StoreError> {
-    let lease = lease_from(&hold.owner, hold.span, Utc::now().timestamp());
+    let (lease, _, until) = lease_from(&hold.owner, hold.span);
     let ttl = w.services.settings.event_ttl.map(|ttl| {
         lease
             .expires
             .saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2))
     });
-    w.services
+    let renewed = w
+        .services
         .tables
         .renew_lease(&w.services.realm_name, job_id, run_id, &lease, ttl)
-        .await
+        .await?;
+    if renewed {
+        hold.held_until(until);
+    }
+    Ok(renewed)
 }
 
 /// The lease one attempt of a run holds, as its writers see it: its owner
@@ -164,8 +190,6 @@ pub(super) fn spawn_keepalive(
         let started = Instant::now();
         // SQS's limit is 12 h after the receive, a little before this task started.
         let limit = Duration::from_secs(12 * 3600 - 60);
-        // The lease was taken just before this task started.
-        let mut renewed = started;
         // The first round at once and without renewal (the lease was just
         // taken): the message's visibility since its receive is only the
         // queue's timeout, which may be shorter than the period.
@@ -176,11 +200,16 @@ pub(super) fn spawn_keepalive(
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(period) => {}
                 }
-                // The lease counts as lost once it has expired by this
-                // worker's clock, counted from the sending of the last
-                // renewal that succeeded (the store's expiry is later).
-                match keep(&w, &job_id, &run_id, &hold, renewed + hold.span, &stop).await {
-                    Kept::Renewed(at) => renewed = at,
+                // The lease counts as lost once it is no longer sure by
+                // this worker's clock: its last taking or renewal that
+                // succeeded, counted from before that request was sent,
+                // less what the store's whole-second expiry and another
+                // host's clock take off (the store's expiry is later).
+                let deadline = hold
+                    .sure_until()
+                    .map_or_else(Instant::now, Instant::from_std);
+                match keep(&w, &job_id, &run_id, &hold, deadline, &stop).await {
+                    Kept::Renewed => {}
                     Kept::Stopped => return,
                     Kept::Lost(why) => {
                         tracing::error!("lost the run's lease ({why}): stopping its payload");
@@ -223,8 +252,8 @@ pub(super) fn spawn_keepalive(
 
 /// What one round of renewal came to.
 enum Kept {
-    /// Renewed by a request sent at this instant.
-    Renewed(Instant),
+    /// Renewed: the lease is sure for another span.
+    Renewed,
     /// The keep-alive was stopped meanwhile.
     Stopped,
     /// The lease is lost, for this reason.
@@ -257,7 +286,7 @@ async fn keep(
             r = tokio::time::timeout_at(until, renew(w, job_id, run_id, hold)) => r,
         };
         match result {
-            Ok(Ok(true)) => return Kept::Renewed(sent),
+            Ok(Ok(true)) => return Kept::Renewed,
             // Refused after the final entry released it: the run is over.
             Ok(Ok(false)) if stop.is_cancelled() => return Kept::Stopped,
             Ok(Ok(false)) => return Kept::Lost("renewal refused".into()),
@@ -272,16 +301,22 @@ async fn keep(
     }
 }
 
-/// How long a lease lasts: 3 × `VISIBILITY_KEEPALIVE`, or the queue's
-/// visibility timeout when the keep-alive is off.
+/// How long a lease lasts: 3 × `VISIBILITY_KEEPALIVE` and the [`SLACK`]
+/// that its sure time loses, or the queue's visibility timeout when the
+/// keep-alive is off.
 pub(super) fn span(w: &Worker) -> Duration {
     let period = w.services.settings.visibility_keepalive;
     if period.is_zero() {
         Duration::from_secs(u64::from(w.queue_visibility))
     } else {
-        Duration::from_secs((3.0 * period.as_secs_f64()).ceil() as u64)
+        Duration::from_secs((3.0 * period.as_secs_f64()).ceil() as u64) + SLACK
     }
 }
+
+/// What a lease's sure time loses to the store's whole-second expiry (up
+/// to 1 s) and [`CLOCK_MARGIN`]: a lease still gets three renewal periods
+/// before its holder counts it lost.
+const SLACK: Duration = Duration::from_secs(2);
 
 /// Seconds a message being dealt with is kept invisible: the lease's span,
 /// or the queue's visibility timeout when that is longer.
@@ -289,4 +324,33 @@ pub(super) fn invisible_secs(w: &Worker) -> u32 {
     u32::try_from(span(w).as_secs())
         .unwrap_or(u32::MAX)
         .max(w.queue_visibility)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_sure_only_before_its_expiry_second_begins() {
+        let span = Duration::from_secs(6);
+        for _ in 0..20 {
+            let (lease, secs, until) = lease_from("me", span);
+            let (now, at) = (Utc::now(), std::time::Instant::now());
+            assert_eq!(lease.expires, secs + 6);
+            // Another worker may take the lease from its expiry second on.
+            let takeable_in_ms = lease.expires * 1000 - now.timestamp_millis();
+            let sure_for_ms =
+                i64::try_from(until.saturating_duration_since(at).as_millis()).unwrap_or(i64::MAX);
+            let margin_ms = i64::try_from(CLOCK_MARGIN.as_millis()).unwrap_or(0);
+            assert!(
+                sure_for_ms + margin_ms <= takeable_in_ms + 1,
+                "sure for {sure_for_ms} ms, takeable in {takeable_in_ms} ms"
+            );
+            assert!(
+                sure_for_ms >= 6000 - 1000 - margin_ms - 100,
+                "{sure_for_ms}"
+            );
+            std::thread::sleep(Duration::from_millis(37));
+        }
+    }
 }

@@ -12,9 +12,11 @@ mod augmented;
 mod child;
 mod lease;
 mod record;
+mod resume;
 mod sequence;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use lava_common::store::Received;
 use tracing::Instrument;
@@ -35,6 +37,9 @@ pub enum End {
     Retry,
     /// Make it visible again now, for another worker (interrupted by shutdown).
     Release,
+    /// Make it visible again after this long: the run's next iteration
+    /// (a planned retry) is due then.
+    Later(Duration),
 }
 
 /// Handles one received message from start to end, deleting or releasing it.
@@ -56,9 +61,9 @@ async fn handle_in_span(worker: Arc<Worker>, msg: Received, cancel: Interrupt) {
             run,
             mut events,
             cancel,
-            started,
+            begin,
         }) => {
-            let end = sequence::run(&worker, run, &mut events, &cancel, started).await;
+            let end = sequence::run(&worker, run, &mut events, &cancel, begin).await;
             events.stop_keepalive().await;
             end
         }
@@ -74,6 +79,15 @@ async fn handle_in_span(worker: Arc<Worker>, msg: Received, cancel: Interrupt) {
         End::Release => worker.queues.change_visibility(queue, &receipt, 0).await,
         End::Retry => {
             let secs = u32::try_from(lease::span(&worker).as_secs().max(1)).unwrap_or(u32::MAX);
+            worker.queues.change_visibility(queue, &receipt, secs).await
+        }
+        End::Later(wait) => {
+            // Whole seconds, rounded up, within SQS's limits; a message
+            // that comes back before its retry is due is put back.
+            let longest = active
+                .as_ref()
+                .map_or(Duration::ZERO, |a| a.receipt.longest_invisibility());
+            let secs = wait.min(longest).as_secs_f64().ceil() as u32;
             worker.queues.change_visibility(queue, &receipt, secs).await
         }
         End::Keep => Ok(()),

@@ -1,9 +1,10 @@
 //! The run sequence of an admitted run: the static `enabled`, the
 //! `starting` event, the limits (`max_run_delay`, `iteration_limit`,
 //! `iteration_delay`), `globals.lava`, state expansion, `event_log`, the
-//! Jinja `enabled`, the job type, the job directory, then the attempts.
-//! The same sequence runs an in-process child of `chain`, `dag` and
-//! `foreach` (see [`super::child`]), in its parent's directory.
+//! Jinja `enabled`, the job type, the job directory, then the attempts. A
+//! resumed run (a planned retry) skips what its first delivery did. The
+//! same sequence runs an in-process child of `chain`, `dag` and `foreach`
+//! (see [`super::child`]), in its parent's directory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use serde_json::{Map, Value};
 
 use super::augmented::Run;
 use super::record::{fail_early, final_event, lost, reject};
+use super::resume::Resume;
 use super::{End, attempts};
 use crate::events::{Mark, RunEvents};
 use crate::jobs::registry::{self, Lookup};
@@ -23,17 +25,33 @@ use crate::process::Interrupt;
 use crate::workdir;
 use crate::worker::Worker;
 
+/// How an admitted run's sequence begins.
+pub(super) enum Begin {
+    /// Its `starting` entry is still to be written.
+    Fresh,
+    /// Its `starting` entry went with the lease, at this time.
+    Started(DateTime<FixedOffset>),
+    /// A planned retry: the run goes on with its next iteration. The checks
+    /// its first delivery passed (`enabled`, `max_run_delay`) and its
+    /// `event_log` are not done again.
+    Resumed(Resume),
+}
+
 /// Runs an admitted run to its end.
 pub(super) async fn run(
     w: &Arc<Worker>,
     mut run: Run,
     events: &mut RunEvents,
     cancel: &Interrupt,
-    started: Option<DateTime<FixedOffset>>,
+    begin: Begin,
 ) -> End {
     let prefix = run.prefix();
     let services = &w.services;
-    if run.job.enabled() == Enabled::Static(false) {
+    let resume = match &begin {
+        Begin::Resumed(resume) => Some(resume.clone()),
+        Begin::Fresh | Begin::Started(_) => None,
+    };
+    if resume.is_none() && run.job.enabled() == Enabled::Static(false) {
         tracing::info!("{prefix}: not enabled (static)");
         return final_event(
             events,
@@ -44,9 +62,10 @@ pub(super) async fn run(
     }
     // `starting` went with the lease, unless admission could not tell
     // then that the run would start.
-    match started {
-        Some(t) => run.ts_start = t,
-        None => match events
+    match begin {
+        Begin::Started(t) => run.ts_start = t,
+        Begin::Resumed(resume) => run.ts_start = resume.ts_start,
+        Begin::Fresh => match events
             .write(Status::Starting, Value::Null, Mark::Entry)
             .await
         {
@@ -57,10 +76,16 @@ pub(super) async fn run(
             }
         },
     }
-    tracing::info!(event_type = "job", "{prefix}: Starting");
+    if resume.is_none() {
+        tracing::info!(event_type = "job", "{prefix}: Starting");
+    }
 
     // Limits.
-    if let Some(v) = run.job.field("max_run_delay").filter(|v| !v.is_null()) {
+    if let Some(v) = run
+        .job
+        .field("max_run_delay")
+        .filter(|v| !v.is_null() && resume.is_none())
+    {
         // Compared in seconds, never made a `Duration`: any number is a
         // valid limit, however large.
         let Ok(limit) = units::duration_value(v) else {
@@ -107,6 +132,25 @@ pub(super) async fn run(
         return reject(events, &format!("iteration_delay must be <= {text}")).await;
     }
 
+    // A planned retry that came back before it is due (a copy of its
+    // message, or a visibility change that failed) goes back to wait.
+    if let Some(resume) = &resume {
+        let due = resume.retried_at + chrono::Duration::from_std(delay).unwrap_or_default();
+        let early = (due - timestamp::now_local()).to_std().unwrap_or_default();
+        if !early.is_zero() {
+            tracing::info!(
+                "{prefix}: iteration {} is due in {early:?}",
+                resume.iteration
+            );
+            return End::Later(early.max(events.release_lease().await));
+        }
+        tracing::info!(
+            event_type = "job",
+            "{prefix}: Resuming at iteration {}",
+            resume.iteration
+        );
+    }
+
     complete_lava_globals(&mut run);
 
     // State expansion.
@@ -122,7 +166,12 @@ pub(super) async fn run(
     run.state = expanded;
 
     // event_log.
-    if let Some(event_log) = run.job.field("event_log").cloned() {
+    if let Some(event_log) = run
+        .job
+        .field("event_log")
+        .filter(|_| resume.is_none())
+        .cloned()
+    {
         let ctx = run.context(services);
         let info = match services
             .renderer
@@ -140,7 +189,7 @@ pub(super) async fn run(
 
     // Dynamic enable: the rendered text, trimmed and lower-cased, must be
     // "true"; the `skipped` info quotes it that way, as the original does.
-    if let Enabled::Template(template) = run.job.enabled() {
+    if let (Enabled::Template(template), None) = (run.job.enabled(), &resume) {
         let rendered = match services
             .renderer
             .render_str_async(&template, &run.context(services))
@@ -167,9 +216,12 @@ pub(super) async fn run(
             return fail_early(events, Value::String(text)).await;
         }
     };
+    // A run resumed past a limit lowered meanwhile still has its attempt.
+    let first = resume.map_or(1, |r| r.iteration);
+    let limit = limit.max(first);
     if !run.cleanup {
         // An in-process child: its parent's directory, kept.
-        return attempts::run(w, job_type, &mut run, events, cancel, limit, delay).await;
+        return attempts::run(w, job_type, &mut run, events, cancel, first..=limit, delay).await;
     }
     match workdir::create_run_dir(&run.job_dir) {
         Ok(()) => {}
@@ -184,7 +236,7 @@ pub(super) async fn run(
             return fail_early(events, Value::String(format!("Cannot create job dir: {e}"))).await;
         }
     }
-    let end = attempts::run(w, job_type, &mut run, events, cancel, limit, delay).await;
+    let end = attempts::run(w, job_type, &mut run, events, cancel, first..=limit, delay).await;
     if let Err(e) = workdir::remove_tree(&run.job_dir).await {
         tracing::warn!("cannot remove {}: {e}", run.job_dir.display());
     }

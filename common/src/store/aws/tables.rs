@@ -403,7 +403,7 @@ impl Tables for AwsTables {
                     .expression_attribute_values(":empty", AttributeValue::L(Vec::new()))
                     .update_expression(format!("SET {}", sets.join(", ")))
                     .condition_expression(format!(
-                        "attribute_not_exists(#final) \
+                        "attribute_not_exists(#final) AND attribute_not_exists(#log) \
                          AND (attribute_not_exists(#lease) \
                               OR (#lease.#expires < :now AND #lease.#owner <> :owner)) \
                          AND (attribute_not_exists(#status) OR NOT (#status IN ({})))",

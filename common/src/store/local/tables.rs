@@ -528,7 +528,10 @@ impl Tables for LocalTables {
                     }
                 }
             };
-            if finished || !free {
+            // The entry goes only on a run with no log yet.
+            let logged =
+                first.is_some() && existing.as_ref().is_some_and(|i| i.contains_key("log"));
+            if finished || !free || logged {
                 return Ok(None);
             }
             let mut item = existing.unwrap_or_else(|| keys.clone());
