@@ -16,7 +16,8 @@ pub fn fresh() -> String {
 
 /// The run id derived from `kind` and its inputs, as lower-case hyphenated
 /// text: the same inputs give the same id. Kinds in use:
-/// `dispatch-action` (parent run id, action list, index).
+/// `dispatch-action` (parent run id, action list, index), `dispatch-job`
+/// (parent run id, index in the payload, target job id).
 pub fn derived(kind: &str, inputs: &[&str]) -> String {
     // NUL cannot occur in the inputs' text forms, so the name is unambiguous.
     let mut name = kind.to_string();

@@ -115,6 +115,8 @@ pub struct RunEvents {
     /// The run's lease while it holds one (until its final entry).
     hold: Option<Arc<LeaseHold>>,
     keepalive: Option<Keepalive>,
+    /// The run's final entry once written here: its status and info.
+    ended: Option<(Status, Value)>,
 }
 
 /// A run's keep-alive task (started by the run module's lease keeping).
@@ -163,7 +165,14 @@ impl RunEvents {
             overflow,
             hold,
             keepalive: None,
+            ended: None,
         }
+    }
+
+    /// The status and info of the run's final entry, once this writer has
+    /// written it (how a parent learns how its in-process child ended).
+    pub fn ended(&self) -> Option<&(Status, Value)> {
+        self.ended.as_ref()
     }
 
     /// True once the run's lease is known lost.
@@ -220,8 +229,12 @@ impl RunEvents {
         info: Value,
         mark: Mark,
     ) -> Result<DateTime<FixedOffset>, WriteError> {
+        let final_info = (mark == Mark::Final).then(|| info.clone());
         let (mut write, now) = self.prepare(status, info, mark)?;
         let result = self.append(&mut write).await;
+        if let (Ok(()), Some(info)) = (&result, final_info) {
+            self.ended = Some((status, info));
+        }
         if result.is_ok() && mark != Mark::Entry {
             // The lease is gone: later entries (`action_failed`) are not fenced.
             self.stop_keepalive().await;

@@ -146,7 +146,12 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
-    let run_id = spec.env.get("LAVA_RUN_ID").map(String::as_str);
+    // Its strays carry its run id and job id: the in-process children of a
+    // `dag` share their parent's run id and may run side by side.
+    let run_id = spec.env.get("LAVA_RUN_ID").map(|run| Strays {
+        run,
+        job: spec.env.get("LAVA_JOB_ID").map(String::as_str),
+    });
     // Biased towards the child's exit: a payload that has exited is
     // recorded as it ended, even when its time limit or the drain deadline
     // falls in the same instant.
@@ -160,8 +165,8 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
         if let Some(pgid) = pgid {
             signal_group(pgid, Signal::SIGTERM);
         }
-        if let Some(run_id) = run_id {
-            signal_run_off_runtime(run_id, Signal::SIGTERM).await;
+        if let Some(strays) = run_id {
+            signal_run_off_runtime(strays, Signal::SIGTERM).await;
         }
         tokio::select! {
             result = tokio::time::timeout(spec.kill_grace, child.wait()) => if result.is_err() {
@@ -178,8 +183,8 @@ pub async fn run(spec: &ProcessSpec, interrupt: &Interrupt) -> std::io::Result<E
     if let Some(leaf) = leaf {
         leaf.remove().await;
     }
-    if let Some(run_id) = run_id {
-        kill_run(run_id).await;
+    if let Some(strays) = run_id {
+        kill_run(strays).await;
     }
     reap_orphans_off_runtime().await;
     Ok(ended)
@@ -190,9 +195,24 @@ fn signal_group(pgid: Pid, signal: Signal) {
     let _ = killpg(pgid, signal);
 }
 
-/// Sends a signal to every process left of a run (by its environment).
-fn signal_run(run_id: &str, signal: Signal) -> usize {
-    let pids = processes_of_run(run_id);
+/// What marks the processes of one payload: its run id and, when set, its
+/// job id (`LAVA_RUN_ID`, `LAVA_JOB_ID` in their environment).
+#[derive(Debug, Clone, Copy)]
+struct Strays<'a> {
+    run: &'a str,
+    job: Option<&'a str>,
+}
+
+/// Sends a signal to every process left of a payload (by its environment).
+fn signal_run(strays: Strays<'_>, signal: Signal) -> usize {
+    let candidates = if SUBREAPER.load(Ordering::Relaxed) {
+        descendants()
+    } else {
+        None
+    };
+    let mut wanted = vec![format!("LAVA_RUN_ID={}", strays.run)];
+    wanted.extend(strays.job.map(|job| format!("LAVA_JOB_ID={job}")));
+    let pids = matching(&wanted, candidates.unwrap_or_else(all_processes));
     for pid in &pids {
         let _ = kill(Pid::from_raw(*pid), signal);
     }
@@ -201,11 +221,17 @@ fn signal_run(run_id: &str, signal: Signal) -> usize {
 
 /// [`signal_run`] on a blocking thread: it reads the environment of every
 /// process on the host, which takes a while where there are many.
-async fn signal_run_off_runtime(run_id: &str, signal: Signal) -> usize {
-    let run_id = run_id.to_string();
-    tokio::task::spawn_blocking(move || signal_run(&run_id, signal))
-        .await
-        .unwrap_or(0)
+async fn signal_run_off_runtime(strays: Strays<'_>, signal: Signal) -> usize {
+    let (run, job) = (strays.run.to_string(), strays.job.map(str::to_string));
+    tokio::task::spawn_blocking(move || {
+        let strays = Strays {
+            run: &run,
+            job: job.as_deref(),
+        };
+        signal_run(strays, signal)
+    })
+    .await
+    .unwrap_or(0)
 }
 
 /// [`reap_orphans`] on a blocking thread: it reads the status of every
@@ -216,9 +242,9 @@ async fn reap_orphans_off_runtime() -> usize {
 
 /// SIGKILLs what is left of a run outside its group, until nothing is
 /// (a process may fork while it is being killed).
-async fn kill_run(run_id: &str) {
+async fn kill_run(strays: Strays<'_>) {
     for round in 0..50 {
-        let n = signal_run_off_runtime(run_id, Signal::SIGKILL).await;
+        let n = signal_run_off_runtime(strays, Signal::SIGKILL).await;
         if n == 0 {
             return;
         }
@@ -266,15 +292,22 @@ pub async fn kill_leftovers_of(run_id: &str) -> usize {
 }
 
 fn matching_run(run_id: &str, candidates: Vec<u32>) -> Vec<i32> {
-    let wanted = format!("LAVA_RUN_ID={run_id}");
+    matching(&[format!("LAVA_RUN_ID={run_id}")], candidates)
+}
+
+/// The candidates whose environment holds every one of `wanted`.
+fn matching(wanted: &[String], candidates: Vec<u32>) -> Vec<i32> {
     let me = std::process::id();
     candidates
         .into_iter()
         .filter(|pid| *pid != me)
         .filter(|pid| {
             // A zombie's environment reads empty; an unreadable one is not ours.
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == wanted.as_bytes()))
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                wanted
+                    .iter()
+                    .all(|w| env.split(|b| *b == 0).any(|var| var == w.as_bytes()))
+            })
         })
         .filter_map(|pid| i32::try_from(pid).ok())
         .collect()

@@ -40,6 +40,14 @@ settings! {
         iteration_max_delay: Configured<Duration> = "ITERATION_MAX_DELAY",
         /// Largest `iteration_limit`.
         iteration_max_limit: i64 = "ITERATION_MAX_LIMIT",
+        /// Default `workers` of a `dag` (the CPU count unless set).
+        dag_workers: i64 = "DAG_WORKERS",
+        /// Largest `workers` of a `dag` (4 × the CPU count unless set).
+        dag_max_workers: i64 = "DAG_MAX_WORKERS",
+        /// Default `limit` of a `foreach`.
+        foreach_limit: i64 = "FOREACH_LIMIT",
+        /// Largest `limit` of a `foreach`.
+        foreach_max_limit: i64 = "FOREACH_MAX_LIMIT",
         /// Payload downloader version (`v2` only).
         payload_downloader: String = "PAYLOAD_DOWNLOADER",
         /// Seconds to wait after downloading payloads.

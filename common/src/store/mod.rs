@@ -335,6 +335,22 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// One object of a recursive listing ([`Objects::list_all`]), with what
+/// S3's `ListObjectsV2` tells of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Its key in the bucket.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, ISO 8601 in UTC with its offset.
+    pub last_modified: Option<String>,
+    /// The entity tag, quotes included as S3 gives it.
+    pub etag: Option<String>,
+    /// The storage class.
+    pub storage_class: Option<String>,
+}
+
 /// The objects seam: payloads and outputs by URL (`s3://bucket/key` on AWS,
 /// `file:///<DIR>/objects/<bucket>/<key>` on the local backend).
 ///
@@ -373,6 +389,9 @@ pub trait Objects: Send + Sync {
     async fn download(&self, url: &str, path: &Path) -> Result<u64, StoreError>;
     /// Objects whose URL starts with `prefix_url`, not descending past the next `/`.
     async fn list(&self, prefix_url: &str) -> Result<Vec<ObjectInfo>, StoreError>;
+    /// Every object of `bucket` whose key starts with `prefix`, at any
+    /// depth, in key order.
+    async fn list_all(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
     /// Creates the bucket (or directory) behind a URL if absent.
     async fn create_bucket(&self, url: &str) -> Result<(), StoreError>;
 }

@@ -1,5 +1,6 @@
 //! What a job type sees of its run: the run's own data ([`RunView`]), the
-//! worker's [`Services`], the render context and the interrupt. Job types
+//! worker's [`Services`], the render context, the interrupt and the run's
+//! in-process children. Job types
 //! get this narrow context, never the worker.
 
 use std::path::Path;
@@ -8,6 +9,7 @@ use lava_common::render::Context;
 use lava_common::spec::JobSpec;
 use serde_json::{Map, Value};
 
+use super::children::Children;
 use crate::process::Interrupt;
 use crate::services::Services;
 
@@ -44,6 +46,8 @@ pub struct JobContext<'a> {
     pub cancel: &'a Interrupt,
     /// The base render context of the run.
     pub ctx: Context,
+    /// The run's in-process children (`chain`, `dag`, `foreach`).
+    pub children: &'a dyn Children,
 }
 
 impl JobContext<'_> {

@@ -3,9 +3,13 @@
 //! worker's services, the interrupt) and returns an [`Outcome`]. What several
 //! types share lives beside them: the parameter-key check ([`ParamKeys`]),
 //! the program runner for `cmd`/`exe`/`pkg` (`program`) and the payload
-//! download (`payload`).
+//! download (`payload`), and the in-process children of the orchestration
+//! types ([`Children`], with `orchestration` helpers).
 
+mod children;
 mod context;
+mod foreach_values;
+mod orchestration;
 mod outcome;
 mod params;
 mod payload;
@@ -15,6 +19,7 @@ mod sql_run;
 
 use async_trait::async_trait;
 
+pub use children::{ChildEnd, Children};
 pub use context::{JobContext, RunView};
 pub use outcome::{Failure, Outcome};
 pub use params::ParamKeys;
@@ -54,6 +59,10 @@ job_types! {
     sql::Sql,
     sqli::Sqli,
     sqlc::Sqlc,
+    chain::Chain,
+    dag::Dag,
+    dispatch::Dispatch,
+    foreach::Foreach,
 }
 
 /// Runs one attempt of a job of a known type: the parameter check, then the type.

@@ -8,12 +8,8 @@ use super::{JobType, TYPES};
 /// of one of these fails with "not supported by this worker yet", which an
 /// operator must not mistake for a misspelt type.
 const NOT_YET: &[&str] = &[
-    "chain",
-    "dag",
     "db_from_s3",
-    "dispatch",
     "docker",
-    "foreach",
     "redshift_unload",
     "sharepoint_get_doc",
     "sharepoint_get_list",

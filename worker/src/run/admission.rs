@@ -198,6 +198,7 @@ pub(super) async fn admit(
     let run = Run {
         s3tmp,
         job_dir: w.work_dir.join(&run_id),
+        cleanup: true,
         job,
         run_id,
         ts_dispatch,

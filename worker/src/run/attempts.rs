@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::End;
 use super::augmented::Run;
+use super::child::ChildRuns;
 use super::record::{INTERRUPTED, final_event, lost};
 use crate::actions::{self, ActionList};
 use crate::events::{Mark, RunEvents};
@@ -69,11 +70,13 @@ pub(super) async fn run(
         }
         tracing::info!(event_type = "job", "{prefix}: Running iteration {n}");
         let outcome = {
+            let children = ChildRuns::new(w, run, events, cancel);
             let job = JobContext {
                 run: run.view(&w.services),
                 services: &w.services,
                 cancel,
                 ctx: run.context(&w.services),
+                children: &children,
             };
             jobs::attempt(job_type, &job).await
         };

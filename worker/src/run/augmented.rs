@@ -32,8 +32,11 @@ pub(super) struct Run {
     pub(super) state: Map<String, Value>,
     /// `<s3_temp>/<job_id>/<run_id>`.
     pub s3tmp: String,
-    /// The run's private directory.
+    /// The run's private directory (an in-process child shares its parent's).
     pub(super) job_dir: PathBuf,
+    /// The run creates its directory and removes it at the end; off for an
+    /// in-process child, which works in its parent's.
+    pub(super) cleanup: bool,
     /// Whether a failed attempt with iterations left returns the run's
     /// message to the queue for the iteration delay (`RETRY_MODE=delayed`),
     /// rather than wait in its job slot. Only a run of its own message can.

@@ -2,12 +2,14 @@
 //! identity, duplicates, the lease, the message and job checks), the run
 //! [`sequence`] (enable checks, limits, state, `event_log`), the
 //! [`attempts`] with their events and post-job actions, and the
-//! [`lease`] keep-alive. The message is deleted only after the run's final
+//! [`lease`] keep-alive, and the in-process [`child`] runs of `chain`, `dag`
+//! and `foreach` through the same sequence. The message is deleted only after the run's final
 //! event is written ([`record`]).
 
 mod admission;
 mod attempts;
 mod augmented;
+mod child;
 mod lease;
 mod record;
 mod resume;

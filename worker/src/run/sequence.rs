@@ -2,7 +2,9 @@
 //! `starting` event, the limits (`max_run_delay`, `iteration_limit`,
 //! `iteration_delay`), `globals.lava`, state expansion, `event_log`, the
 //! Jinja `enabled`, the job type, the job directory, then the attempts. A
-//! resumed run (a planned retry) skips what its first delivery did.
+//! resumed run (a planned retry) skips what its first delivery did. The
+//! same sequence runs an in-process child of `chain`, `dag` and `foreach`
+//! (see [`super::child`]), in its parent's directory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -214,6 +216,13 @@ pub(super) async fn run(
             return fail_early(events, Value::String(text)).await;
         }
     };
+    // A run resumed past a limit lowered meanwhile still has its attempt.
+    let first = resume.map_or(1, |r| r.iteration);
+    let limit = limit.max(first);
+    if !run.cleanup {
+        // An in-process child: its parent's directory, kept.
+        return attempts::run(w, job_type, &mut run, events, cancel, first..=limit, delay).await;
+    }
     match workdir::create_run_dir(&run.job_dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -227,9 +236,6 @@ pub(super) async fn run(
             return fail_early(events, Value::String(format!("Cannot create job dir: {e}"))).await;
         }
     }
-    // A run resumed past a limit lowered meanwhile still has its attempt.
-    let first = resume.map_or(1, |r| r.iteration);
-    let limit = limit.max(first);
     let end = attempts::run(w, job_type, &mut run, events, cancel, first..=limit, delay).await;
     if let Err(e) = workdir::remove_tree(&run.job_dir).await {
         tracing::warn!("cannot remove {}: {e}", run.job_dir.display());

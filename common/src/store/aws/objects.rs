@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::store_error;
 use crate::store::files;
-use crate::store::{ObjectInfo, Objects, StoreError, split_s3_url};
+use crate::store::{ObjectInfo, ObjectMeta, Objects, StoreError, split_s3_url};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -398,6 +398,39 @@ impl Objects for AwsObjects {
                 o.key().map(|k| ObjectInfo {
                     url: format!("s3://{bucket}/{k}"),
                     size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                })
+            }));
+            match out.next_continuation_token() {
+                Some(t) if out.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    async fn list_all(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let url = format!("s3://{bucket}/{prefix}");
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| store_error(e, missing_object(&url)))?;
+            found.extend(out.contents().iter().filter_map(|o| {
+                o.key().map(|k| ObjectMeta {
+                    key: k.to_string(),
+                    size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    last_modified: o.last_modified().and_then(|t| {
+                        chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+                            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%:z").to_string())
+                    }),
+                    etag: o.e_tag().map(str::to_string),
+                    storage_class: o.storage_class().map(|c| c.as_str().to_string()),
                 })
             }));
             match out.next_continuation_token() {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use crate::store::files;
-use crate::store::{ObjectInfo, Objects, StoreError};
+use crate::store::{ObjectInfo, ObjectMeta, Objects, StoreError};
 
 /// Objects under `<DIR>/objects`.
 #[derive(Debug, Clone)]
@@ -307,6 +307,53 @@ impl Objects for LocalObjects {
             }
             // S3 lists keys in UTF-8 byte order.
             found.sort_by(|a, b| a.url.cmp(&b.url));
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn list_all(&self, bucket: &str, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let url = format!("{}/{prefix}", self.bucket_url(bucket));
+        let loc = self.locate(&url)?;
+        let dir = self.bucket_dir(&loc);
+        let prefix = prefix.to_string();
+        blocking(move || {
+            require_bucket(&url, &dir)?;
+            let mut found = Vec::new();
+            let mut pending = vec![(dir.clone(), String::new())];
+            while let Some((at, key_prefix)) = pending.pop() {
+                let entries = std::fs::read_dir(&at).map_err(|e| io_error(&url, &at, &e))?;
+                for entry in entries {
+                    let entry = entry.map_err(|e| io_error(&url, &at, &e))?;
+                    let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                        continue;
+                    };
+                    let key = format!("{key_prefix}{name}");
+                    let Ok(meta) = std::fs::metadata(entry.path()) else {
+                        continue;
+                    };
+                    if meta.is_dir() {
+                        let dir_key = format!("{key}/");
+                        if dir_key.starts_with(&prefix) || prefix.starts_with(&dir_key) {
+                            pending.push((entry.path(), dir_key));
+                        }
+                    } else if meta.is_file() && key.starts_with(&prefix) {
+                        let last_modified = meta.modified().ok().map(|t| {
+                            chrono::DateTime::<chrono::Utc>::from(t)
+                                .format("%Y-%m-%dT%H:%M:%S%:z")
+                                .to_string()
+                        });
+                        found.push(ObjectMeta {
+                            key,
+                            size: meta.len(),
+                            last_modified,
+                            etag: None,
+                            storage_class: Some("STANDARD".into()),
+                        });
+                    }
+                }
+            }
+            found.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(found)
         })
         .await
