@@ -2,8 +2,9 @@
 //! every use (no caching of records), checked, and the secrets it names are
 //! read from SSM (through the [`ParameterCache`]) or Secrets Manager. The
 //! connector types resolved in-process so far are `generic` (its attribute
-//! map) and `aws` (credentials, from access keys or an assumed role); every
-//! other type fails with an error naming it. Also the application name of
+//! map), `aws` (credentials, from access keys or an assumed role), `email`/
+//! `ses` (a sender) and `slack` (a webhook); every other type fails with an
+//! error naming it. Also the application name of
 //! `CONN_APP_NAME`.
 //!
 //! Errors keep the original's texts (`<id>: No such connection`,
@@ -11,7 +12,9 @@
 //! never hold a secret's value.
 
 pub mod aws;
+pub mod email;
 pub mod generic;
+pub mod slack;
 
 use std::sync::Arc;
 
@@ -21,6 +24,8 @@ use crate::spec::{Connection, Item, is_ignored_field};
 use crate::store::{Key, ParameterCache, StoreError, Table, Tables};
 
 pub use aws::{AwsCredentials, AwsResolver, AwsSettings};
+pub use email::{EmailConn, EmailTransport};
+pub use slack::{SlackConn, SlackStyle};
 
 /// A connection that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +118,10 @@ pub enum ConnType {
     Aws,
     /// `docker`: a registry login; no CLI helper.
     Docker,
+    /// `email` (subtypes `ses`, `smtp`) and the deprecated `ses`: a sender.
+    Email,
+    /// `slack`: a webhook sender.
+    Slack,
     /// A type of the original that is not built yet.
     NotBuilt,
     /// Not a lava connector type.
@@ -137,9 +146,6 @@ const NOT_BUILT: &[&str] = &[
     "oracle-rds",
     "mssql",
     "sqlite3",
-    "email",
-    "ses",
-    "slack",
     "ssh",
     "scp",
     "sftp",
@@ -155,6 +161,8 @@ impl ConnType {
             "generic" => Self::Generic,
             "aws" => Self::Aws,
             "docker" => Self::Docker,
+            "email" | "ses" => Self::Email,
+            "slack" => Self::Slack,
             t if NOT_BUILT.contains(&t) => Self::NotBuilt,
             _ => Self::Unknown,
         }
@@ -209,6 +217,19 @@ impl Record {
             ConnType::NotBuilt => ConnError::NotBuilt { id, conn_type },
             _ => ConnError::Unsupported { id, conn_type },
         }
+    }
+}
+
+impl Connections {
+    /// The sender of an `email` or `ses` connection (the SMTP password read
+    /// from SSM, uncached).
+    pub async fn email(&self, record: &Record) -> Result<EmailConn, ConnError> {
+        email::resolve(self, record).await
+    }
+
+    /// The webhook sender of a `slack` connection.
+    pub async fn slack(&self, record: &Record) -> Result<SlackConn, ConnError> {
+        slack::resolve(self, record).await
     }
 }
 

@@ -12,6 +12,7 @@ mod dispatch;
 mod faults;
 mod local_backend;
 mod logging;
+mod notify;
 mod packaging;
 mod realm;
 mod resilience;

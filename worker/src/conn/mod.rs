@@ -8,11 +8,13 @@
 //! when the run's programs have ended ([`Helpers::remove`]), and with the
 //! job directory in any case.
 //!
-//! One file per connector type: `generic` (`get-attr-value`) and `aws`
-//! (the AWS CLI with the connection's credentials).
+//! One file per connector type: `generic` (`get-attr-value`), `aws` (the
+//! AWS CLI with the connection's credentials) and `messaging` (`lava-email`
+//! for `email`/`ses`, `lava-slack` for `slack`).
 
 mod aws;
 mod generic;
+mod messaging;
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
@@ -158,6 +160,15 @@ async fn create_one(
                 .aws_credentials(&record, app_name.as_deref())
                 .await?;
             aws::helper(&dir, &creds)
+        }
+        ConnType::Email => {
+            // Checked now, so a bad record fails the run, not the payload.
+            connections.email(&record).await?;
+            messaging::helper("lava-email", conn_id)
+        }
+        ConnType::Slack => {
+            connections.slack(&record).await?;
+            messaging::helper("lava-slack", conn_id)
         }
         ConnType::Docker | ConnType::NotBuilt | ConnType::Unknown => {
             return Err(record.unsupported().into());
