@@ -30,14 +30,14 @@ use crate::cli::Args;
 use crate::clients::ActionClients;
 use crate::events::Identity;
 use crate::mail::MailSettings;
-use crate::outbox::Outbox;
-use crate::ses::Ses;
-use crate::sns::Topics;
 use crate::notify;
+use crate::outbox::Outbox;
 use crate::process::{self, Interrupt};
 use crate::run;
 use crate::services::Services;
+use crate::ses::Ses;
 use crate::settings::{StartupSettings, WorkerSettings};
+use crate::sns::Topics;
 use crate::workdir;
 use crate::worker::{Options, Worker, work_dir_name};
 
@@ -198,7 +198,7 @@ pub async fn run(args: Args) -> u8 {
     let (topics, ses) = match &seams.bus {
         Engine::Aws => {
             let aws = connector.aws_config().await;
-            (Topics::aws(aws), Ses::Aws(aws.clone()))
+            (Topics::aws(aws), Ses::Aws(Box::new(aws.clone())))
         }
         Engine::Local(dir) => (
             Topics::Local(Outbox::new(dir)),

@@ -281,8 +281,8 @@ pub async fn send(
                 .port(*port)
                 .timeout(Some(SMTP_TIMEOUT));
             if *tls {
-                let params = TlsParameters::new(host.clone())
-                    .map_err(|e| format!("{id}: TLS: {e}"))?;
+                let params =
+                    TlsParameters::new(host.clone()).map_err(|e| format!("{id}: TLS: {e}"))?;
                 transport = transport.tls(Tls::Required(params));
             }
             if let Some((user, password)) = login {
@@ -337,7 +337,10 @@ mod tests {
 
     #[test]
     fn scrub_hides_the_secret() {
-        assert_eq!(scrub("bad pw hunter2!", Some("hunter2")), "bad pw ********!");
+        assert_eq!(
+            scrub("bad pw hunter2!", Some("hunter2")),
+            "bad pw ********!"
+        );
         assert_eq!(scrub("x", None), "x");
     }
 }

@@ -23,7 +23,11 @@ impl Outbox {
     }
 
     /// Appends one record (`service` and `time` are added).
-    pub async fn append(&self, service: &str, mut record: Map<String, Value>) -> Result<(), String> {
+    pub async fn append(
+        &self,
+        service: &str,
+        mut record: Map<String, Value>,
+    ) -> Result<(), String> {
         record.insert("service".into(), Value::String(service.into()));
         record.insert(
             "time".into(),

@@ -30,7 +30,7 @@ pub struct SimpleEmail<'a> {
 #[derive(Debug, Clone)]
 pub enum Ses {
     /// SES, with a client per call in the call's region.
-    Aws(SdkConfig),
+    Aws(Box<SdkConfig>),
     /// `<DIR>/notifications.jsonl`.
     Local(Outbox),
 }

@@ -168,9 +168,12 @@ async fn post(conn: &SlackConn, body: String) -> Result<(), String> {
             Err(format!("Slack response {} - {text}", status.as_u16()))
         }
     };
-    tokio::time::timeout(TIMEOUT, exchange)
-        .await
-        .map_err(|_| format!("the Slack webhook did not answer within {} s", TIMEOUT.as_secs()))?
+    tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
+        format!(
+            "the Slack webhook did not answer within {} s",
+            TIMEOUT.as_secs()
+        )
+    })?
 }
 
 /// The TLS provider the AWS SDK's client uses too.

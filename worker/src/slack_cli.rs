@@ -28,7 +28,11 @@ pub struct Args {
     #[arg(short = 'c', long = "conn-id")]
     pub conn_id: String,
     /// Sidebar colour of attachment-style messages (hex, or good, warning, danger).
-    #[arg(long = "bar-colour", visible_alias = "bar-color", value_name = "COLOUR")]
+    #[arg(
+        long = "bar-colour",
+        visible_alias = "bar-color",
+        value_name = "COLOUR"
+    )]
     pub bar_colour: Option<String>,
     /// Sender name.
     #[arg(long = "from", value_name = "NAME")]

@@ -83,7 +83,7 @@ pub async fn setup(common: &CommonArgs) -> Result<Setup, Failure> {
         _ => serde_json::Map::new(),
     };
     let ses = match &seams.bus {
-        Engine::Aws => Ses::Aws(connector.aws_config().await.clone()),
+        Engine::Aws => Ses::Aws(Box::new(connector.aws_config().await.clone())),
         Engine::Local(dir) => Ses::Local(Outbox::new(dir)),
     };
     let parameters = ParameterCache::new(connector.secrets(&seams.secrets).await, None, 0);

@@ -198,7 +198,8 @@ async fn slack_styles_reach_the_webhook_and_failures_keep_the_url_secret() {
         .as_str()
         .unwrap_or_default();
     assert!(
-        when.starts_with("Event time: <!date^") && when.ends_with("^{date_short_pretty} at {time}| >"),
+        when.starts_with("Event time: <!date^")
+            && when.ends_with("^{date_short_pretty} at {time}| >"),
         "{when}"
     );
     let att = &bodies[1]["attachments"][0];
@@ -242,11 +243,14 @@ async fn slack_styles_reach_the_webhook_and_failures_keep_the_url_secret() {
 
 // ---------------------------------------------------------------- SMTP
 
+/// One SMTP session as the server saw it: the commands, and the message.
+type Session = (Vec<String>, String);
+
 /// An SMTP server on loopback that records each session's commands and
 /// message; with `reject`, recipients get 550.
 struct SmtpSink {
     port: u16,
-    sessions: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    sessions: Arc<Mutex<Vec<Session>>>,
 }
 
 impl SmtpSink {
@@ -268,7 +272,7 @@ impl SmtpSink {
         Self { port, sessions }
     }
 
-    fn sessions(&self) -> Vec<(Vec<String>, String)> {
+    fn sessions(&self) -> Vec<Session> {
         self.sessions.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
@@ -276,7 +280,7 @@ impl SmtpSink {
 async fn smtp_session(
     stream: TcpStream,
     reject: bool,
-    seen: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    seen: Arc<Mutex<Vec<Session>>>,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let mut commands = Vec::new();
@@ -325,7 +329,11 @@ fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -374,7 +382,10 @@ async fn smtp_delivers_with_login_and_attachment_without_showing_the_password() 
         commands.contains(&format!("AUTH PLAIN {auth}")),
         "{commands:?}"
     );
-    assert!(commands.contains(&"MAIL FROM:<lava@example.com>".to_string()), "{commands:?}");
+    assert!(
+        commands.contains(&"MAIL FROM:<lava@example.com>".to_string()),
+        "{commands:?}"
+    );
     assert!(commands.contains(&"RCPT TO:<a@example.com>".to_string()));
     assert!(commands.contains(&"RCPT TO:<b@example.com>".to_string()));
     assert!(data.contains("Subject: Run of mailer"), "{data}");
@@ -413,8 +424,12 @@ async fn smtp_refused_or_rejected_records_action_failed() {
         ))
         .await;
         let (run, _) = run_job(&t, id, &[]).await;
-        t.assert_statuses(id, &run, &["starting", "running", "complete", "action_failed"])
-            .await;
+        t.assert_statuses(
+            id,
+            &run,
+            &["starting", "running", "complete", "action_failed"],
+        )
+        .await;
         let info = action_failed(&t, id, &run).await.unwrap_or_default();
         assert!(
             info.starts_with(&format!("on_success action: email: {id}: ")),
@@ -517,7 +532,10 @@ async fn sqs_action_sends_to_a_queue_by_name_and_by_url() {
     t.assert_statuses("queuer", &run, &["starting", "running", "complete"])
         .await;
     // A map is JSON-encoded as Python does, then rendered.
-    assert_eq!(one_message(&t, &by_name).await, r#"{"job": "queuer", "n": 1}"#);
+    assert_eq!(
+        one_message(&t, &by_name).await,
+        r#"{"job": "queuer", "n": 1}"#
+    );
     assert_eq!(one_message(&t, &by_url).await, format!("run {run}"));
 }
 
@@ -533,7 +551,10 @@ async fn sns_and_bare_ses_reach_their_service() {
     };
     let (topic, sub_queue) = match &local_dir {
         None => aws_topic(&t, &topic_name).await,
-        Some(_) => (format!("arn:aws:sns:us-east-1:123456789012:{topic_name}"), String::new()),
+        Some(_) => (
+            format!("arn:aws:sns:us-east-1:123456789012:{topic_name}"),
+            String::new(),
+        ),
     };
     if local_dir.is_none() {
         let config = lava_common::store::aws::sdk_config(None).await;
@@ -563,7 +584,10 @@ async fn sns_and_bare_ses_reach_their_service() {
             let envelope: Value = serde_json::from_str(&one_message(&t, &sub_queue).await)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(envelope["Subject"], json!(cut));
-            assert_eq!(envelope["Message"], json!(r#"{"job": "noticer", "ok": true}"#));
+            assert_eq!(
+                envelope["Message"],
+                json!(r#"{"job": "noticer", "ok": true}"#)
+            );
             let sent = moto_ses_messages().await;
             let mail = sent
                 .iter()
@@ -571,7 +595,10 @@ async fn sns_and_bare_ses_reach_their_service() {
                 .unwrap_or_else(|| panic!("no SES message {mail_subject}"));
             assert_eq!(mail["source"], json!("sender@example.com"));
             assert_eq!(mail["body"], json!("<HTML><b>noticer</b></HTML>"));
-            assert_eq!(mail["destinations"]["ToAddresses"], json!(["ops@example.com"]));
+            assert_eq!(
+                mail["destinations"]["ToAddresses"],
+                json!(["ops@example.com"])
+            );
         }
         Some(dir) => {
             let records = outbox(dir);
@@ -623,8 +650,16 @@ async fn aws_topic(t: &TestRealm, name: &str) -> (String, String) {
 async fn moto_ses_messages() -> Vec<Value> {
     let data = http_get(&format!("{}/moto-api/data.json", lava_tests::endpoint())).await;
     let all: Value = serde_json::from_str(&data).unwrap_or_else(|e| panic!("data.json: {e}"));
-    let mut out: Vec<Value> = all["ses"]["Message"].as_array().cloned().unwrap_or_default();
-    out.extend(all["ses"]["RawMessage"].as_array().cloned().unwrap_or_default());
+    let mut out: Vec<Value> = all["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    out.extend(
+        all["ses"]["RawMessage"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    );
     out
 }
 
@@ -683,11 +718,7 @@ async fn ses_connection_sends_a_raw_message_on_aws() {
     let sent = moto_ses_messages().await;
     let raw = sent
         .iter()
-        .find(|m| {
-            m["raw_data"]
-                .as_str()
-                .is_some_and(|r| r.contains(&subject))
-        })
+        .find(|m| m["raw_data"].as_str().is_some_and(|r| r.contains(&subject)))
         .unwrap_or_else(|| panic!("no raw SES message {subject}"));
     assert_eq!(raw["source"], json!("conn@example.com"));
     // The emulator adds the header recipients to the destinations we send.
@@ -741,8 +772,14 @@ async fn email_and_slack_helpers_run_lava_email_and_lava_slack() {
     let sessions = sink.sessions();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     let (commands, data) = &sessions[0];
-    assert!(commands.contains(&"RCPT TO:<hidden@example.com>".to_string()), "{commands:?}");
-    assert!(!data.to_ascii_lowercase().contains("hidden@"), "Bcc in a header: {data}");
+    assert!(
+        commands.contains(&"RCPT TO:<hidden@example.com>".to_string()),
+        "{commands:?}"
+    );
+    assert!(
+        !data.to_ascii_lowercase().contains("hidden@"),
+        "Bcc in a header: {data}"
+    );
     assert!(data.contains("Subject: Helper mail"), "{data}");
     assert!(data.contains("Body from helpers"), "{data}");
     assert_eq!(
