@@ -191,3 +191,94 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
     }
     last
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(style: SlackStyle) -> SlackConn {
+        SlackConn {
+            conn_id: "c".into(),
+            webhook_url: "https://hooks.example/x".into(),
+            from: "lava@r".into(),
+            style,
+            colour: "#bbbbbb".into(),
+            preamble: None,
+        }
+    }
+
+    #[test]
+    fn plain_joins_the_parts_that_are_there() {
+        let m = SlackMessage {
+            message: "hello".into(),
+            ..SlackMessage::default()
+        };
+        assert_eq!(
+            payload(&conn(SlackStyle::Plain), &m, 1),
+            Ok(json!({"text": "*lava@r*: hello"}))
+        );
+        let m = SlackMessage {
+            message: "x".repeat(3100),
+            subject: Some("s".repeat(300)),
+            preamble: Some("<!here>".into()),
+            ..SlackMessage::default()
+        };
+        let text = payload(&conn(SlackStyle::Plain), &m, 1)
+            .map(|v| v["text"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        let want = format!(
+            "<!here> *lava@r*: *{}*: {}",
+            "s".repeat(250),
+            "x".repeat(3000)
+        );
+        assert_eq!(text, want);
+    }
+
+    #[test]
+    fn attachment_colours_and_title() {
+        let mut m = SlackMessage {
+            message: "m".into(),
+            style: Some(SlackStyle::Attachment),
+            ..SlackMessage::default()
+        };
+        let v = payload(&conn(SlackStyle::Block), &m, 42).unwrap_or_default();
+        assert_eq!(
+            v,
+            json!({"attachments": [{"fallback": "m", "author_name": "lava@r", "color": "#bbbbbb",
+                                    "text": "m", "footer": "Event time", "ts": 42}]})
+        );
+        m.colour = Some("danger".into());
+        m.subject = Some("t".into());
+        m.preamble = Some("<!channel>".into());
+        let v = payload(&conn(SlackStyle::Block), &m, 42).unwrap_or_default();
+        assert_eq!(v["attachments"][0]["color"], json!("danger"));
+        assert_eq!(v["attachments"][0]["title"], json!("t"));
+        assert_eq!(v["text"], json!("<!channel>"));
+        m.colour = Some("ABC123".into());
+        let v = payload(&conn(SlackStyle::Block), &m, 42).unwrap_or_default();
+        assert_eq!(v["attachments"][0]["color"], json!("#ABC123"));
+    }
+
+    #[test]
+    fn block_has_header_divider_message_and_time() {
+        let m = SlackMessage {
+            message: "body".into(),
+            subject: Some("subj".into()),
+            ..SlackMessage::default()
+        };
+        let v = payload(&conn(SlackStyle::Block), &m, 7).unwrap_or_default();
+        assert_eq!(v["text"], json!("*lava@r*: *subj*: body"));
+        assert_eq!(
+            v["blocks"],
+            json!([
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*From*: lava@r\n*Subject*: subj"}},
+                {"type": "divider"},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "body"}},
+                {"type": "context", "elements": [{"type": "mrkdwn",
+                    "text": "Event time: <!date^7^{date_short_pretty} at {time}| >"}]},
+            ])
+        );
+        let empty = SlackMessage::default();
+        assert!(payload(&conn(SlackStyle::Block), &empty, 7).is_err());
+    }
+}

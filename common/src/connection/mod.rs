@@ -518,6 +518,88 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn email_and_slack_records() {
+        let (_dir, c) = connections(
+            &[
+                json!({"conn_id": "smtp", "type": "email", "enabled": true, "subtype": "smtp",
+                       "host": "mx", "tls": "yes", "user": "u", "password": "/lava/r/pw",
+                       "reply_to": "r@x.org"}),
+                json!({"conn_id": "ses", "type": "SES", "enabled": true, "region": "eu-west-1"}),
+                json!({"conn_id": "nopw", "type": "email", "enabled": true, "subtype": "smtp",
+                       "host": "mx", "user": "u"}),
+                json!({"conn_id": "odd", "type": "email", "enabled": true, "subtype": "pigeon"}),
+                json!({"conn_id": "chat", "type": "slack", "enabled": true,
+                       "webhook_url": "/lava/r/hook", "style": "plain"}),
+                json!({"conn_id": "badstyle", "type": "slack", "enabled": true,
+                       "webhook_url": "https://h/x", "style": "loud"}),
+                json!({"conn_id": "gen", "type": "generic", "enabled": true, "attributes": {}}),
+            ],
+            &[
+                ("/lava/r/pw", "sekrit"),
+                ("/lava/r/hook", "https://hooks.example/T/B/x"),
+            ],
+        )
+        .await;
+        let smtp = c
+            .email(&c.get("smtp").await.unwrap_or_else(|e| panic!("{e}")))
+            .await;
+        let smtp = smtp.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            smtp.transport,
+            EmailTransport::Smtp {
+                host: "mx".into(),
+                port: 465,
+                tls: true,
+                login: Some(("u".into(), "sekrit".into())),
+            }
+        );
+        assert!(
+            !format!("{smtp:?}").contains("sekrit"),
+            "Debug shows no password"
+        );
+        assert_eq!(smtp.reply_to, vec!["r@x.org".to_string()]);
+        let ses = c
+            .email(&c.get("ses").await.unwrap_or_else(|e| panic!("{e}")))
+            .await;
+        assert!(matches!(
+            ses.map(|s| s.transport),
+            Ok(EmailTransport::Ses { region: Some(r), .. }) if r == "eu-west-1"
+        ));
+        let get = |id: &'static str| {
+            let c = c.clone();
+            async move { c.get(id).await.unwrap_or_else(|e| panic!("{e}")) }
+        };
+        assert_eq!(
+            message(c.email(&get("nopw").await).await),
+            "Connection nopw: password is required if user is specified"
+        );
+        assert_eq!(
+            message(c.email(&get("odd").await).await),
+            "Connection odd: No email handler for type/subtype email/pigeon"
+        );
+        assert_eq!(
+            message(c.email(&get("gen").await).await),
+            "Connection gen: Must be of type \"email\" or \"ses\" not \"generic\""
+        );
+        let chat = c
+            .slack(&get("chat").await)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(chat.webhook_url, "https://hooks.example/T/B/x");
+        assert_eq!(chat.from, "lava@r");
+        assert_eq!(chat.style, SlackStyle::Plain);
+        assert_eq!(chat.colour, "#bbbbbb");
+        assert!(
+            !format!("{chat:?}").contains("hooks.example"),
+            "Debug shows no URL"
+        );
+        assert_eq!(
+            message(c.slack(&get("badstyle").await).await),
+            "Connection badstyle: Bad style loud"
+        );
+    }
+
     #[test]
     fn unexpected_keys_are_listed() {
         let item = json!({"conn_id": "g", "type": "generic", "enabled": true, "attributes": {},
