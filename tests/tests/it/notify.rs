@@ -1,6 +1,7 @@
 //! Notification actions end to end, with the real worker: `slack` against
 //! a webhook server on loopback, `email` through an SMTP server on loopback
-//! (login, attachment, refused connections and 550 replies), and `sns`,
+//! (login, attachment, refused connections, 550 replies, `tls` without
+//! STARTTLS on offer; the helpers' `lava-email` with a Bcc), and `sns`,
 //! `sqs` and SES `email` on the emulator or the local backend. A failing
 //! action adds `action_failed` and leaves the run complete; secrets (the
 //! SMTP password, the webhook URL) reach neither the events item nor the
@@ -410,11 +411,17 @@ async fn smtp_refused_or_rejected_records_action_failed() {
         l.local_addr().map(|a| a.port()).unwrap_or_default()
     };
     let rejecting = SmtpSink::start(true).await;
-    for (id, port) in [("refused", closed), ("rejecting", rejecting.port)] {
+    // `tls` requires STARTTLS, which this server does not offer.
+    let plain = SmtpSink::start(false).await;
+    for (id, port, tls) in [
+        ("refused", closed, false),
+        ("rejecting", rejecting.port, false),
+        ("notls", plain.port, true),
+    ] {
         put_connection(
             &t,
             json!({"conn_id": id, "type": "email", "subtype": "smtp", "enabled": true,
-                   "host": "127.0.0.1", "port": port, "from": "lava@example.com"}),
+                   "host": "127.0.0.1", "port": port, "tls": tls, "from": "lava@example.com"}),
         )
         .await;
         t.put_job(job(
@@ -440,6 +447,14 @@ async fn smtp_refused_or_rejected_records_action_failed() {
         }
     }
     assert!(rejecting.sessions().iter().all(|(_, data)| data.is_empty()));
+    let plain = plain.sessions();
+    assert!(
+        plain
+            .iter()
+            .all(|(commands, data)| data.is_empty()
+                && !commands.iter().any(|c| c.starts_with("MAIL"))),
+        "nothing sent without TLS: {plain:?}"
+    );
 }
 
 #[tokio::test]
