@@ -808,3 +808,50 @@ async fn email_and_slack_helpers_run_lava_email_and_lava_slack() {
         "lava-email: Cannot send email: subject and message must be specified\n"
     );
 }
+
+#[tokio::test]
+async fn sqs_action_sets_fifo_ids_on_aws() {
+    let t = TestRealm::new(&["core"]).await;
+    let config = lava_common::store::aws::sdk_config(None).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let name = format!("lava-{}-ordered.fifo", t.name);
+    let url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create: {e}"))
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    t.put_job(job(
+        "fifo",
+        json!([{"action": "sqs", "queue": name, "message": "m {{ job.job_id }}",
+                "group_id": "g-{{ job.job_id }}", "dedup_id": "d-{{ job.run_id }}"}]),
+    ))
+    .await;
+    let (run, _) = run_job(&t, "fifo", &[]).await;
+    t.assert_statuses("fifo", &run, &["starting", "running", "complete"])
+        .await;
+    let got = sqs
+        .receive_message()
+        .queue_url(&url)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("receive: {e}"));
+    let messages = got.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].body(), Some("m fifo"));
+    let attrs = messages[0].attributes().cloned().unwrap_or_default();
+    use aws_sdk_sqs::types::MessageSystemAttributeName as A;
+    assert_eq!(
+        attrs.get(&A::MessageGroupId).map(String::as_str),
+        Some("g-fifo")
+    );
+    assert_eq!(
+        attrs.get(&A::MessageDeduplicationId).cloned(),
+        Some(format!("d-{run}"))
+    );
+}
