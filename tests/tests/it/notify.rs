@@ -60,7 +60,8 @@ async fn put_secret(t: &TestRealm, name: &str, value: &str) {
 async fn run_job(t: &TestRealm, job_id: &str, env: &[(&str, &str)]) -> (String, String) {
     let run = t.dispatch_job(job_id, &[]).await;
     let mut cmd = t.worker("core");
-    cmd.arg("--batch");
+    // At debug level too, no secret may reach the log.
+    cmd.args(["--batch", "--level", "debug"]);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -854,4 +855,127 @@ async fn sqs_action_sets_fifo_ids_on_aws() {
         attrs.get(&A::MessageDeduplicationId).cloned(),
         Some(format!("d-{run}"))
     );
+}
+
+#[tokio::test]
+async fn email_limits_fail_the_action() {
+    let t = TestRealm::new(&["core"]).await;
+    let sink = SmtpSink::start(false).await;
+    put_connection(
+        &t,
+        json!({"conn_id": "mail", "type": "email", "subtype": "smtp", "enabled": true,
+               "host": "127.0.0.1", "port": sink.port, "from": "lava@example.com"}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let small = dir.path().join("a.txt");
+    let big = dir.path().join("b.txt");
+    std::fs::write(&small, "1234").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&big, "123456789").unwrap_or_else(|e| panic!("{e}"));
+    let mail = |files: Vec<String>| {
+        json!([{"action": "email", "email_conn": "mail", "to": "x@example.com",
+                "subject": "s", "message": "m", "attachments": files}])
+    };
+    let path = |p: &std::path::Path| p.display().to_string();
+    t.put_job(job("many", mail(vec![path(&small), path(&small)])))
+        .await;
+    t.put_job(job("large", mail(vec![path(&big)]))).await;
+    let limits = [
+        ("LAVA_EMAIL_MAX_ATTACHMENTS", "1"),
+        ("LAVA_EMAIL_MAX_ATTACHMENT_SIZE", "8"),
+    ];
+    let (run, _) = run_job(&t, "many", &limits).await;
+    assert_eq!(
+        action_failed(&t, "many", &run).await.as_deref(),
+        Some("on_success action: email: Too many email attachments (max 1)")
+    );
+    let (run, _) = run_job(&t, "large", &limits).await;
+    assert_eq!(
+        action_failed(&t, "large", &run).await,
+        Some(format!(
+            "on_success action: email: Attachment {} exceeds 8 bytes",
+            big.display()
+        ))
+    );
+    assert!(sink.sessions().iter().all(|(_, data)| data.is_empty()));
+}
+
+#[tokio::test]
+async fn bare_ses_sender_from_settings_or_a_verified_domain() {
+    let t = TestRealm::new(&["core"]).await;
+    let local_dir = match suite_backend() {
+        BackendSpec::Local(dir) => Some(dir),
+        BackendSpec::Aws => None,
+    };
+    let domain = match &local_dir {
+        // The local stand-in takes any sender; it names `localhost`.
+        Some(_) => "localhost".to_string(),
+        None => {
+            let config = lava_common::store::aws::sdk_config(None).await;
+            let ses = aws_sdk_ses::Client::new(&config);
+            ses.verify_domain_identity()
+                .domain("notify.example")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("verify: {e}"));
+            ses.verify_email_identity()
+                .email_address("configured@example.com")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("verify: {e}"));
+            let listed = ses
+                .list_identities()
+                .identity_type(aws_sdk_ses::types::IdentityType::Domain)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("list: {e}"));
+            listed.identities().first().cloned().unwrap_or_default()
+        }
+    };
+    let by_domain = format!("By domain {}", t.name);
+    let by_setting = format!("By setting {}", t.name);
+    t.put_job(job(
+        "guess",
+        json!([{"action": "email", "to": ["a@example.com"], "subject": by_domain,
+                "message": "plain text"}]),
+    ))
+    .await;
+    t.put_job(job(
+        "configured",
+        json!([{"action": "email", "to": "a@example.com", "subject": by_setting,
+                "message": "plain text", "region": "us-east-1"}]),
+    ))
+    .await;
+    let (run, _) = run_job(&t, "guess", &[]).await;
+    t.assert_statuses("guess", &run, &["starting", "running", "complete"])
+        .await;
+    let (run, _) = run_job(
+        &t,
+        "configured",
+        &[("LAVA_SES_FROM", "configured@example.com")],
+    )
+    .await;
+    t.assert_statuses("configured", &run, &["starting", "running", "complete"])
+        .await;
+    let sent: Vec<Value> = match &local_dir {
+        Some(dir) => outbox(dir)
+            .into_iter()
+            .map(|r| json!({"subject": r["subject"], "source": r["from"], "body": r["text"]}))
+            .collect(),
+        None => moto_ses_messages().await,
+    };
+    let source_of = |subject: &str| {
+        sent.iter()
+            .find(|m| m["subject"] == json!(subject))
+            .map(|m| (m["source"].clone(), m["body"].clone()))
+            .unwrap_or_else(|| panic!("no message {subject}: {sent:?}"))
+    };
+    assert_eq!(
+        source_of(&by_domain),
+        (
+            json!(format!("lava.{}@{domain}", t.name)),
+            json!("plain text")
+        )
+    );
+    assert_eq!(source_of(&by_setting).0, json!("configured@example.com"));
 }
