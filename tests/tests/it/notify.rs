@@ -243,6 +243,48 @@ async fn slack_styles_reach_the_webhook_and_failures_keep_the_url_secret() {
     assert!(!log.contains(&secret), "webhook URL in the worker log");
 }
 
+/// A webhook that takes the request and never answers: the action gives up
+/// after its 10 s, and the run still completes.
+#[tokio::test]
+async fn a_silent_webhook_fails_the_action_not_the_run() {
+    let t = TestRealm::new(&["core"]).await;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let held = tokio::spawn(async move {
+        let mut streams = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            streams.push(stream);
+        }
+    });
+    put_connection(
+        &t,
+        json!({"conn_id": "slow", "type": "slack", "enabled": true,
+               "webhook_url": format!("http://{addr}/hook")}),
+    )
+    .await;
+    t.put_job(job(
+        "silent",
+        json!([{"action": "slack", "slack_conn": "slow", "message": "x"}]),
+    ))
+    .await;
+    let (run, _) = run_job(&t, "silent", &[]).await;
+    t.assert_statuses(
+        "silent",
+        &run,
+        &["starting", "running", "complete", "action_failed"],
+    )
+    .await;
+    assert_eq!(
+        action_failed(&t, "silent", &run).await.as_deref(),
+        Some(
+            "on_success action: slack: Connection slow: the Slack webhook did not answer within 10 s"
+        )
+    );
+    held.abort();
+}
+
 // ---------------------------------------------------------------- SMTP
 
 /// One SMTP session as the server saw it: the commands, and the message.

@@ -37,7 +37,7 @@ impl Action for Sns {
             .await
             .map_err(|e| format!("Bad message: {e}"))?;
         let subject = match a.fields.get("subject") {
-            None => None,
+            None | Some(Value::Null) => None,
             Some(_) => Some(
                 a.rendered("subject", String::new())
                     .await?
