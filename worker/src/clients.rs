@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use lava_common::store::{EventBus, Queue};
 
-use crate::mail::MailSettings;
 use crate::ses::Ses;
+use crate::settings::MailSettings;
 use crate::sns::Topics;
 
 /// The action clients of a worker process.

@@ -7,7 +7,8 @@
 use clap::{ArgAction, Parser};
 use lava_common::cli::CommonArgs;
 
-use crate::mail::{self, MailSettings, Outgoing};
+use crate::mail::{self, Outgoing};
+use crate::settings::MailSettings;
 use crate::tool::{self, Failure, error};
 
 /// The default `--tag`, and the prefix of error messages.

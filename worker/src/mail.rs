@@ -7,8 +7,6 @@
 use std::time::Duration;
 
 use lava_common::connection::{EmailConn, EmailTransport};
-use lava_common::settings;
-use lava_common::settings::Bytes;
 use lava_common::store::Objects;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, Mailboxes, MultiPart, SinglePart};
@@ -17,24 +15,7 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::ses::Ses;
-
-settings! {
-    /// What email sending reads from the configuration.
-    pub struct MailSettings {
-        /// Region of bare SES and of `ses` connections without `region`.
-        ses_region: String = "SES_REGION",
-        /// Default sender for SES.
-        ses_from: Option<String> = "SES_FROM",
-        /// Configuration set of `ses` connections without `configuration_set`.
-        ses_configuration_set: Option<String> = "SES_CONFIGURATION_SET",
-        /// Most attachments per message.
-        email_max_attachments: i64 = "EMAIL_MAX_ATTACHMENTS",
-        /// Largest attachment.
-        email_max_attachment_size: Bytes = "EMAIL_MAX_ATTACHMENT_SIZE",
-        /// Largest whole message.
-        email_max_size: Bytes = "EMAIL_MAX_SIZE",
-    }
-}
+use crate::settings::MailSettings;
 
 /// How long connecting to an SMTP server, and each of its replies, may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
