@@ -138,7 +138,10 @@ async fn build(
     if mail.subject.is_empty() || mail.body.is_empty() {
         return Err("Cannot send email: subject and message must be specified".into());
     }
-    let from = mailboxes(&[from.to_string()])?.remove(0);
+    let from = from
+        .trim()
+        .parse::<Mailbox>()
+        .map_err(|_| format!("Bad email address: {from}"))?;
     let to = mailboxes(&mail.to)?;
     let cc = mailboxes(&mail.cc)?;
     let bcc = mailboxes(&mail.bcc)?;
