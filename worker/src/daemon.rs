@@ -15,8 +15,8 @@ use lava_common::logging;
 use lava_common::render::Renderer;
 use lava_common::spec::Realm;
 use lava_common::store::{
-    Backend, BackendSpec, Connector, Key, ParameterCache, QueueRef, Received, Seams, StoreError,
-    Table,
+    Backend, BackendSpec, Connector, Engine, Key, ParameterCache, QueueRef, Received, Seams,
+    StoreError, Table,
 };
 use lava_common::{names, units};
 use serde_json::{Map, Value};
@@ -30,10 +30,13 @@ use crate::cli::Args;
 use crate::clients::ActionClients;
 use crate::events::Identity;
 use crate::notify;
+use crate::outbox::Outbox;
 use crate::process::{self, Interrupt};
 use crate::run;
 use crate::services::Services;
-use crate::settings::{RetryMode, StartupSettings, WorkerSettings};
+use crate::ses::Ses;
+use crate::settings::{MailSettings, RetryMode, StartupSettings, WorkerSettings};
+use crate::sns::Topics;
 use crate::workdir;
 use crate::worker::{Options, Worker, work_dir_name};
 
@@ -187,6 +190,21 @@ pub async fn run(args: Args) -> u8 {
         Ok(bus) => bus,
         Err(e) => return fail(exit::USAGE, e),
     };
+    let mail = match MailSettings::load(&config) {
+        Ok(s) => s,
+        Err(e) => return fail(exit::CONFIG, e),
+    };
+    // SNS and SES live where the event bus does.
+    let (topics, ses) = match &seams.bus {
+        Engine::Aws => {
+            let aws = connector.aws_config().await;
+            (Topics::aws(aws), Ses::Aws(Box::new(aws.clone())))
+        }
+        Engine::Local(dir) => (
+            Topics::Local(Outbox::new(dir)),
+            Ses::Local(Outbox::new(dir)),
+        ),
+    };
     let parameters = ParameterCache::new(
         connector.secrets(&seams.secrets).await,
         settings.param_cache_ttl,
@@ -213,7 +231,13 @@ pub async fn run(args: Args) -> u8 {
             backend_spec: spec,
             dev: args.dev,
         },
-        clients: ActionClients { bus },
+        clients: ActionClients {
+            bus,
+            queue: Arc::clone(&backend.queue),
+            topics,
+            ses,
+            mail,
+        },
         queues: Arc::clone(&backend.queue),
         identity: Arc::new(Identity::detect(&worker_name)),
         queue,

@@ -147,6 +147,24 @@ impl Setting for RetryMode {
     }
 }
 
+settings! {
+    /// What email sending (the `email` action, `lava-email`) reads.
+    pub struct MailSettings {
+        /// Region of bare SES and of `ses` connections without `region`.
+        ses_region: String = "SES_REGION",
+        /// Default sender for SES.
+        ses_from: Option<String> = "SES_FROM",
+        /// Configuration set of `ses` connections without `configuration_set`.
+        ses_configuration_set: Option<String> = "SES_CONFIGURATION_SET",
+        /// Most attachments per message.
+        email_max_attachments: i64 = "EMAIL_MAX_ATTACHMENTS",
+        /// Largest attachment.
+        email_max_attachment_size: Bytes = "EMAIL_MAX_ATTACHMENT_SIZE",
+        /// Largest whole message.
+        email_max_size: Bytes = "EMAIL_MAX_SIZE",
+    }
+}
+
 impl WorkerSettings {
     /// The `aws` connector's settings.
     pub fn aws_connections(&self) -> AwsSettings {
@@ -213,6 +231,21 @@ mod tests {
             err,
             "Cannot convert config item RETRY_MODE using retry mode (delayed or inline): later"
         );
+    }
+
+    #[test]
+    fn mail_settings_load_and_refuse_bad_sizes() {
+        let s = MailSettings::load(&Config::default()).expect("defaults");
+        assert_eq!(s.ses_region, "us-east-1");
+        assert_eq!(s.ses_from, None);
+        assert_eq!(s.email_max_attachments, 5);
+        assert_eq!(s.email_max_attachment_size, Bytes(2_000_000));
+        assert_eq!(s.email_max_size, Bytes(5_000_000));
+        let err = MailSettings::load(&with("EMAIL_MAX_SIZE", "huge"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("EMAIL_MAX_SIZE"), "{err}");
     }
 
     fn with(name: &str, value: &str) -> Config {

@@ -4,15 +4,18 @@
 //! connector types resolved in-process so far are `generic` (its attribute
 //! map), `aws` (credentials, from access keys or an assumed role), the
 //! ssh family (`ssh`, `scp`, `sftp`, `git`: a private key and options),
-//! and the database types (`crate::db::resolve`); every other type fails
-//! with an error naming it. Also the application name of `CONN_APP_NAME`.
+//! `email`/`ses` (a sender), `slack` (a webhook) and the database types
+//! (`crate::db::resolve`); every other type fails with an error naming it.
+//! Also the application name of `CONN_APP_NAME`.
 //!
 //! Errors keep the original's texts (`<id>: No such connection`,
 //! `Connection <id>: Not enabled`, …) and name the field at fault; they
 //! never hold a secret's value.
 
 pub mod aws;
+pub mod email;
 pub mod generic;
+pub mod slack;
 pub mod ssh;
 
 use std::sync::Arc;
@@ -23,6 +26,8 @@ use crate::spec::{Connection, Item, is_ignored_field};
 use crate::store::{Key, ParameterCache, StoreError, Table, Tables};
 
 pub use aws::{AwsCredentials, AwsResolver, AwsSettings};
+pub use email::{EmailConn, EmailTransport};
+pub use slack::{SlackConn, SlackStyle};
 pub use ssh::SshAccess;
 
 /// A connection that cannot be used.
@@ -119,6 +124,10 @@ pub enum ConnType {
     /// `ssh`, `scp`, `sftp` and `git`: a private key and ssh options, for
     /// the program of that name.
     Ssh(SshTool),
+    /// `email` (subtypes `ses`, `smtp`) and the deprecated `ses`: a sender.
+    Email,
+    /// `slack`: a webhook sender.
+    Slack,
     /// A type of the original that is not built yet.
     NotBuilt,
     /// Not a lava connector type.
@@ -168,9 +177,6 @@ const NOT_BUILT: &[&str] = &[
     "oracle-rds",
     "mssql",
     "sqlite3",
-    "email",
-    "ses",
-    "slack",
     "smb",
     "sharepoint",
 ];
@@ -186,6 +192,8 @@ impl ConnType {
             "scp" => Self::Ssh(SshTool::Scp),
             "sftp" => Self::Ssh(SshTool::Sftp),
             "git" => Self::Ssh(SshTool::Git),
+            "email" | "ses" => Self::Email,
+            "slack" => Self::Slack,
             t if NOT_BUILT.contains(&t) => Self::NotBuilt,
             _ => Self::Unknown,
         }
@@ -240,6 +248,19 @@ impl Record {
             ConnType::NotBuilt => ConnError::NotBuilt { id, conn_type },
             _ => ConnError::Unsupported { id, conn_type },
         }
+    }
+}
+
+impl Connections {
+    /// The sender of an `email` or `ses` connection (the SMTP password read
+    /// from SSM, uncached).
+    pub async fn email(&self, record: &Record) -> Result<EmailConn, ConnError> {
+        email::resolve(self, record).await
+    }
+
+    /// The webhook sender of a `slack` connection.
+    pub async fn slack(&self, record: &Record) -> Result<SlackConn, ConnError> {
+        slack::resolve(self, record).await
     }
 }
 
@@ -632,6 +653,88 @@ mod tests {
             err("tls")
                 .await
                 .is_err_and(|e| e.contains("Bad ssl_mode: bogus"))
+        );
+    }
+
+    #[tokio::test]
+    async fn email_and_slack_records() {
+        let (_dir, c) = connections(
+            &[
+                json!({"conn_id": "smtp", "type": "email", "enabled": true, "subtype": "smtp",
+                       "host": "mx", "tls": "yes", "user": "u", "password": "/lava/r/pw",
+                       "reply_to": "r@x.org"}),
+                json!({"conn_id": "ses", "type": "SES", "enabled": true, "region": "eu-west-1"}),
+                json!({"conn_id": "nopw", "type": "email", "enabled": true, "subtype": "smtp",
+                       "host": "mx", "user": "u"}),
+                json!({"conn_id": "odd", "type": "email", "enabled": true, "subtype": "pigeon"}),
+                json!({"conn_id": "chat", "type": "slack", "enabled": true,
+                       "webhook_url": "/lava/r/hook", "style": "plain"}),
+                json!({"conn_id": "badstyle", "type": "slack", "enabled": true,
+                       "webhook_url": "https://h/x", "style": "loud"}),
+                json!({"conn_id": "gen", "type": "generic", "enabled": true, "attributes": {}}),
+            ],
+            &[
+                ("/lava/r/pw", "sekrit"),
+                ("/lava/r/hook", "https://hooks.example/T/B/x"),
+            ],
+        )
+        .await;
+        let smtp = c
+            .email(&c.get("smtp").await.unwrap_or_else(|e| panic!("{e}")))
+            .await;
+        let smtp = smtp.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            smtp.transport,
+            EmailTransport::Smtp {
+                host: "mx".into(),
+                port: 465,
+                tls: true,
+                login: Some(("u".into(), "sekrit".into())),
+            }
+        );
+        assert!(
+            !format!("{smtp:?}").contains("sekrit"),
+            "Debug shows no password"
+        );
+        assert_eq!(smtp.reply_to, vec!["r@x.org".to_string()]);
+        let ses = c
+            .email(&c.get("ses").await.unwrap_or_else(|e| panic!("{e}")))
+            .await;
+        assert!(matches!(
+            ses.map(|s| s.transport),
+            Ok(EmailTransport::Ses { region: Some(r), .. }) if r == "eu-west-1"
+        ));
+        let get = |id: &'static str| {
+            let c = c.clone();
+            async move { c.get(id).await.unwrap_or_else(|e| panic!("{e}")) }
+        };
+        assert_eq!(
+            message(c.email(&get("nopw").await).await),
+            "Connection nopw: password is required if user is specified"
+        );
+        assert_eq!(
+            message(c.email(&get("odd").await).await),
+            "Connection odd: No email handler for type/subtype email/pigeon"
+        );
+        assert_eq!(
+            message(c.email(&get("gen").await).await),
+            "Connection gen: Must be of type \"email\" or \"ses\" not \"generic\""
+        );
+        let chat = c
+            .slack(&get("chat").await)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(chat.webhook_url, "https://hooks.example/T/B/x");
+        assert_eq!(chat.from, "lava@r");
+        assert_eq!(chat.style, SlackStyle::Plain);
+        assert_eq!(chat.colour, "#bbbbbb");
+        assert!(
+            !format!("{chat:?}").contains("hooks.example"),
+            "Debug shows no URL"
+        );
+        assert_eq!(
+            message(c.slack(&get("badstyle").await).await),
+            "Connection badstyle: Bad style loud"
         );
     }
 

@@ -304,6 +304,19 @@ pub trait Queue: Send + Sync {
         body: &str,
         delay_secs: u32,
     ) -> Result<String, StoreError>;
+    /// Sends a body with the FIFO queue ids (`group_id`, `dedup_id`) that
+    /// are given; queues without FIFO ordering ignore them.
+    async fn send_fifo(
+        &self,
+        queue: &QueueRef,
+        body: &str,
+        delay_secs: u32,
+        group_id: Option<&str>,
+        dedup_id: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let _ = (group_id, dedup_id);
+        self.send(queue, body, delay_secs).await
+    }
     /// Receives up to `max` messages, waiting up to `wait_secs` for one.
     async fn receive(
         &self,

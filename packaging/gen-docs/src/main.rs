@@ -1,6 +1,6 @@
 //! `lava-gen-docs OUT_DIR`: writes the man pages (`OUT_DIR/man/*.1`, one per
 //! command and subcommand) and the bash, zsh and fish completions
-//! (`OUT_DIR/completions/{bash,zsh,fish}/`) of the five lava commands, from
+//! (`OUT_DIR/completions/{bash,zsh,fish}/`) of the seven lava commands, from
 //! the same clap definitions the binaries parse. `packaging/build` runs it.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +17,8 @@ fn commands() -> Vec<Command> {
         lava_dispatcher::crontab::cli::Args::command(),
         lava_dispatcher::realm_cli::Args::command(),
         lava_dispatcher::state_cli::Args::command(),
+        lava_worker::email_cli::Args::command(),
+        lava_worker::slack_cli::Args::command(),
     ]
 }
 
@@ -87,6 +89,8 @@ mod tests {
             "lava-crontab",
             "lava-realm",
             "lava-state",
+            "lava-email",
+            "lava-slack",
         ] {
             for file in [
                 format!("man/{name}.1"),

@@ -12,6 +12,7 @@ mod dispatch;
 mod faults;
 mod local_backend;
 mod logging;
+mod notify;
 mod orchestration;
 mod packaging;
 mod realm;

@@ -117,6 +117,8 @@ fn expected_files(units: &str) -> Vec<String> {
         "lava-crontab",
         "lava-realm",
         "lava-state",
+        "lava-email",
+        "lava-slack",
     ];
     let mut files: Vec<String> = commands.iter().map(|c| format!("/usr/bin/{c}")).collect();
     files.push("/usr/bin/lava-dispatcher".into());

@@ -83,7 +83,7 @@ impl Action for Dispatch {
 }
 
 /// A `delay` field: truncated seconds within 0 … `SQS_MAX_DELAY_MINS`.
-fn delay(a: &ActionContext<'_>, value: Option<&Value>) -> Result<u32, String> {
+pub(super) fn delay(a: &ActionContext<'_>, value: Option<&Value>) -> Result<u32, String> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(0);
     };

@@ -4,6 +4,7 @@
 //! and the first error stops the list. An action sees its run through
 //! [`RunTarget`], the worker's [`Services`] and the [`ActionClients`].
 
+mod bound;
 mod fields;
 pub mod registry;
 
@@ -23,6 +24,10 @@ actions! {
     dispatch::Dispatch,
     state::State,
     event::Event,
+    sns::Sns,
+    sqs::Sqs,
+    email::Email,
+    slack::Slack,
 }
 
 use async_trait::async_trait;

@@ -10,12 +10,14 @@
 //!
 //! One file per connector type: `generic` (`get-attr-value`), `aws` (the
 //! AWS CLI with the connection's credentials), the database types (`psql`,
-//! `mysql`, `sqlite3`) and `ssh` (`ssh`, `scp`, `sftp` and `git` with the
-//! connection's key).
+//! `mysql`, `sqlite3`), `ssh` (`ssh`, `scp`, `sftp` and `git` with the
+//! connection's key) and `messaging` (`lava-email` for `email`/`ses`,
+//! `lava-slack` for `slack`).
 
 mod aws;
 mod database;
 mod generic;
+mod messaging;
 mod ssh;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -203,6 +205,15 @@ async fn make(
         ConnType::Ssh(tool) => {
             let access = connections.ssh_access(&record).await?;
             ssh::helper(&dir, tool, &access)
+        }
+        ConnType::Email => {
+            // Checked now, so a bad record fails the run, not the payload.
+            connections.email(&record).await?;
+            messaging::helper("lava-email", conn_id)
+        }
+        ConnType::Slack => {
+            connections.slack(&record).await?;
+            messaging::helper("lava-slack", conn_id)
         }
         ConnType::Docker | ConnType::NotBuilt | ConnType::Unknown => {
             return Err(record.unsupported().into());

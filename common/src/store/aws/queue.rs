@@ -74,6 +74,28 @@ impl Queue for AwsQueue {
         Ok(out.message_id().unwrap_or_default().to_string())
     }
 
+    async fn send_fifo(
+        &self,
+        queue: &QueueRef,
+        body: &str,
+        delay_secs: u32,
+        group_id: Option<&str>,
+        dedup_id: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .send_message()
+            .queue_url(&queue.url)
+            .message_body(body)
+            .delay_seconds(i32::try_from(delay_secs).unwrap_or(i32::MAX))
+            .set_message_group_id(group_id.map(str::to_string))
+            .set_message_deduplication_id(dedup_id.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| store_error(e, missing_queue(&queue.name)))?;
+        Ok(out.message_id().unwrap_or_default().to_string())
+    }
+
     async fn receive(
         &self,
         queue: &QueueRef,
