@@ -3,7 +3,7 @@
 //! actions, SNS, SES and the email settings. A new action that needs a new
 //! service adds its client here, not to the storage backend. On the local
 //! backend, events go to `<DIR>/events.jsonl`, `sqs` messages to the local
-//! queues, and SNS and SES messages to `<DIR>/notifications.jsonl`.
+//! queues; SNS and SES are not available there (those actions fail).
 
 use std::sync::Arc;
 

@@ -30,7 +30,6 @@ use crate::cli::Args;
 use crate::clients::ActionClients;
 use crate::events::Identity;
 use crate::notify;
-use crate::outbox::Outbox;
 use crate::process::{self, Interrupt};
 use crate::run;
 use crate::services::Services;
@@ -200,10 +199,7 @@ pub async fn run(args: Args) -> u8 {
             let aws = connector.aws_config().await;
             (Topics::aws(aws), Ses::Aws(Box::new(aws.clone())))
         }
-        Engine::Local(dir) => (
-            Topics::Local(Outbox::new(dir)),
-            Ses::Local(Outbox::new(dir)),
-        ),
+        Engine::Local(_) => (Topics::Local, Ses::Local),
     };
     let parameters = ParameterCache::new(
         connector.secrets(&seams.secrets).await,

@@ -19,7 +19,6 @@ pub mod fence;
 pub mod jobs;
 pub mod mail;
 pub mod notify;
-pub mod outbox;
 pub mod process;
 pub mod run;
 pub mod services;

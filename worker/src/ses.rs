@@ -1,15 +1,12 @@
 //! Sending email through SES (API v1: `SendEmail`, `SendRawEmail`,
-//! `ListIdentities`, in the region each call names), or to the local
-//! backend's [`Outbox`].
+//! `ListIdentities`, in the region each call names). The local backend has
+//! no SES: mail through it fails with [`NOT_LOCAL`] (SMTP works there).
 
+use crate::sns::{NOT_LOCAL, sdk_error, timeouts};
 use aws_config::SdkConfig;
 use aws_sdk_ses::config::Region;
 use aws_sdk_ses::primitives::Blob;
 use aws_sdk_ses::types::{Body, Content, Destination, IdentityType, Message, RawMessage};
-use serde_json::{Map, Value};
-
-use crate::outbox::Outbox;
-use crate::sns::{sdk_error, timeouts};
 
 /// A plain `SendEmail` message.
 #[derive(Debug, Clone)]
@@ -31,8 +28,8 @@ pub struct SimpleEmail<'a> {
 pub enum Ses {
     /// SES, with a client per call in the call's region.
     Aws(Box<SdkConfig>),
-    /// `<DIR>/notifications.jsonl`.
-    Local(Outbox),
+    /// The local backend, which has none.
+    Local,
 }
 
 impl Ses {
@@ -57,8 +54,7 @@ impl Ses {
                     .map_err(|e| sdk_error(&e))?;
                 Ok(out.identities().first().cloned())
             }
-            // The local backend stands in for any domain.
-            Self::Local(_) => Ok(Some("localhost".into())),
+            Self::Local => Err(NOT_LOCAL.into()),
         }
     }
 
@@ -96,19 +92,7 @@ impl Ses {
                     .map(|_| ())
                     .map_err(|e| sdk_error(&e))
             }
-            Self::Local(outbox) => {
-                let mut record = Map::new();
-                record.insert("region".into(), Value::String(region.into()));
-                record.insert("from".into(), Value::String(mail.from.into()));
-                record.insert(
-                    "to".into(),
-                    Value::Array(mail.to.iter().cloned().map(Value::String).collect()),
-                );
-                record.insert("subject".into(), Value::String(mail.subject.into()));
-                let kind = if mail.html { "html" } else { "text" };
-                record.insert(kind.into(), Value::String(mail.body.into()));
-                outbox.append("ses", record).await
-            }
+            Self::Local => Err(NOT_LOCAL.into()),
         }
     }
 
@@ -136,23 +120,7 @@ impl Ses {
                     .map(|_| ())
                     .map_err(|e| sdk_error(&e))
             }
-            Self::Local(outbox) => {
-                let mut record = Map::new();
-                record.insert("region".into(), Value::String(region.into()));
-                record.insert(
-                    "destinations".into(),
-                    Value::Array(destinations.iter().cloned().map(Value::String).collect()),
-                );
-                record.insert(
-                    "configuration_set".into(),
-                    configuration_set.map_or(Value::Null, |s| Value::String(s.into())),
-                );
-                record.insert(
-                    "raw".into(),
-                    Value::String(String::from_utf8_lossy(&raw).into_owned()),
-                );
-                outbox.append("ses", record).await
-            }
+            Self::Local => Err(NOT_LOCAL.into()),
         }
     }
 }

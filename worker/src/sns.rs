@@ -1,13 +1,13 @@
-//! Publishing to SNS topics (the `sns` action), or to the local backend's
-//! [`Outbox`].
+//! Publishing to SNS topics (the `sns` action). The local backend has no
+//! SNS: an `sns` action there fails with [`NOT_LOCAL`].
 
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_sns::config::timeout::TimeoutConfig;
-use serde_json::{Map, Value};
 
-use crate::outbox::Outbox;
+/// Why an `sns` or SES `email` action fails on the local backend.
+pub(crate) const NOT_LOCAL: &str = "not available on the local backend";
 
 /// How long one attempt of an SNS or SES call may take.
 pub(crate) const ATTEMPT: Duration = Duration::from_secs(10);
@@ -25,8 +25,8 @@ pub(crate) fn timeouts() -> TimeoutConfig {
 pub enum Topics {
     /// SNS.
     Aws(aws_sdk_sns::Client),
-    /// `<DIR>/notifications.jsonl`.
-    Local(Outbox),
+    /// The local backend, which has none.
+    Local,
 }
 
 impl Topics {
@@ -56,16 +56,7 @@ impl Topics {
                 .await
                 .map(|_| ())
                 .map_err(|e| sdk_error(&e)),
-            Self::Local(outbox) => {
-                let mut record = Map::new();
-                record.insert("topic".into(), Value::String(topic.into()));
-                record.insert(
-                    "subject".into(),
-                    subject.map_or(Value::Null, |s| Value::String(s.into())),
-                );
-                record.insert("message".into(), Value::String(message.into()));
-                outbox.append("sns", record).await
-            }
+            Self::Local => Err(NOT_LOCAL.into()),
         }
     }
 }

@@ -15,7 +15,6 @@ use lava_common::store::{
     BackendSpec, Connector, Engine, Key, Objects, ParameterCache, Seams, Table,
 };
 
-use crate::outbox::Outbox;
 use crate::ses::Ses;
 
 /// Why a command stopped.
@@ -53,7 +52,7 @@ pub struct Setup {
     pub config: Config,
     /// Objects, for `s3://` attachments.
     pub objects: Arc<dyn Objects>,
-    /// SES (or the local backend's outbox).
+    /// SES (none on the local backend).
     pub ses: Ses,
 }
 
@@ -84,7 +83,7 @@ pub async fn setup(common: &CommonArgs) -> Result<Setup, Failure> {
     };
     let ses = match &seams.bus {
         Engine::Aws => Ses::Aws(Box::new(connector.aws_config().await.clone())),
-        Engine::Local(dir) => Ses::Local(Outbox::new(dir)),
+        Engine::Local(_) => Ses::Local,
     };
     let parameters = ParameterCache::new(connector.secrets(&seams.secrets).await, None, 0);
     let connections = Connections::new(

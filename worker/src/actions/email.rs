@@ -1,9 +1,9 @@
 //! The `email` action: through an `email`/`ses` connection when
 //! `email_conn` is given (attachments allowed), else through SES
 //! `SendEmail` with the sender from the action, `SES_FROM`, or
-//! `lava.<realm>@<first verified SES domain>`. On the local backend SES
-//! mail goes to `<DIR>/notifications.jsonl`; SMTP connections work as
-//! anywhere.
+//! `lava.<realm>@<first verified SES domain>`. The local backend has no
+//! SES: mail through it fails the action ("email: not available on the
+//! local backend"); SMTP connections work as anywhere.
 
 use async_trait::async_trait;
 use lava_common::connection::email::addresses;

@@ -1,6 +1,6 @@
-//! The `sns` action: one message to an SNS topic (on the local backend, to
-//! `<DIR>/notifications.jsonl`). Only the topic, the message and the
-//! subject are sent.
+//! The `sns` action: one message to an SNS topic (the local backend has
+//! none: the action fails with "sns: not available on the local backend").
+//! Only the topic, the message and the subject are sent.
 
 use async_trait::async_trait;
 use lava_common::dispatch::message::python_json;
