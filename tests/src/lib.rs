@@ -201,6 +201,42 @@ impl TestRealm {
         }
     }
 
+    /// Stores an SSM parameter with `lava-realm secret put`, the value on
+    /// stdin (as an operator would).
+    pub async fn put_secret(&self, name: &str, value: &str) {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = lava("lava-realm");
+        cmd.args(["-r", &self.name, "secret", "put", name])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("lava-realm: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(format!("{value}\n").as_bytes())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = child
+            .wait_with_output()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "secret put: {}", stderr(&out));
+    }
+
+    /// Writes a connection item.
+    pub async fn put_connection(&self, item: Value) {
+        let item = item.as_object().cloned().unwrap_or_default();
+        if let Err(e) = self
+            .backend
+            .tables
+            .put(&self.name, Table::Connections, &item)
+            .await
+        {
+            panic!("cannot write connection: {e}");
+        }
+    }
+
     /// Writes a job item.
     pub async fn put_job(&self, job: Value) {
         let item: Item = job.as_object().cloned().unwrap_or_default();

@@ -6,10 +6,8 @@
 
 use std::process::Stdio;
 
-use lava_common::store::Table;
 use lava_tests::{TestRealm, lava, output, stderr, stdout};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 fn job(job_id: &str, payload: &str, connections: Value) -> Value {
     json!({"job_id": job_id, "type": "exe", "worker": "core", "payload": payload,
@@ -22,38 +20,6 @@ fn secret_cmd(t: &TestRealm, args: &[&str]) -> tokio::process::Command {
     let mut cmd = lava("lava-realm");
     cmd.args(["-r", &t.name, "secret"]).args(args);
     cmd
-}
-
-/// Stores an SSM parameter with `lava-realm secret put`, the value on stdin.
-async fn put_secret(t: &TestRealm, name: &str, value: &str) {
-    let mut cmd = secret_cmd(t, &["put", name]);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("lava-realm: {e}"));
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(format!("{value}\n").as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.status.success(), "secret put: {}", stderr(&out));
-}
-
-async fn put_connection(t: &TestRealm, item: Value) {
-    let item = item.as_object().cloned().unwrap_or_default();
-    if let Err(e) = t
-        .backend
-        .tables
-        .put(&t.name, Table::Connections, &item)
-        .await
-    {
-        panic!("cannot write connection: {e}");
-    }
 }
 
 fn sha256(text: &str) -> String {
@@ -117,9 +83,8 @@ async fn exe_helpers_read_a_secret_and_call_sts() {
     let unique = uuid::Uuid::new_v4().simple().to_string();
     let password = format!("pw-{unique}");
     let secret_key = format!("sk-{unique}");
-    put_secret(&t, &format!("/lava/{realm}/pw"), &password).await;
-    put_secret(
-        &t,
+    t.put_secret(&format!("/lava/{realm}/pw"), &password).await;
+    t.put_secret(
         &format!("/lava/{realm}/keys"),
         &format!("AKIATESTKEY,{secret_key}"),
     )
@@ -135,21 +100,15 @@ async fn exe_helpers_read_a_secret_and_call_sts() {
         stderr(&listed)
     );
 
-    put_connection(&t, json!({"conn_id": "attrs/main", "type": "generic", "enabled": true,
+    t.put_connection(json!({"conn_id": "attrs/main", "type": "generic", "enabled": true,
         "attributes": {"user": "bob", "password": {"type": "ssm", "parameter": format!("/lava/{realm}/pw")}}}))
     .await;
-    put_connection(
-        &t,
-        json!({"conn_id": "keys", "type": "aws", "enabled": true,
-        "access_keys": format!("/lava/{realm}/keys"), "region": "us-east-1"}),
-    )
-    .await;
-    put_connection(
-        &t,
-        json!({"conn_id": "role", "type": "aws", "enabled": true,
-        "role_arn": "arn:aws:iam::123456789012:role/lava-test", "duration": "1h"}),
-    )
-    .await;
+    t.put_connection(json!({"conn_id": "keys", "type": "aws", "enabled": true,
+        "access_keys": format!("/lava/{realm}/keys"), "region": "us-east-1"}))
+        .await;
+    t.put_connection(json!({"conn_id": "role", "type": "aws", "enabled": true,
+        "role_arn": "arn:aws:iam::123456789012:role/lava-test", "duration": "1h"}))
+        .await;
     t.put_payload("conn/check.sh", CHECK.as_bytes().to_vec())
         .await;
     let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
@@ -205,49 +164,31 @@ async fn exe_helpers_read_a_secret_and_call_sts() {
 async fn bad_connections_fail_the_run_not_the_worker() {
     let t = TestRealm::new(&["core"]).await;
     let realm = &t.name;
-    put_connection(
-        &t,
+    t.put_connection(
         json!({"conn_id": "off", "type": "generic", "enabled": false, "attributes": {}}),
     )
     .await;
-    put_connection(
-        &t,
+    t.put_connection(
         json!({"conn_id": "absent", "type": "generic", "enabled": true,
         "attributes": {"password": {"type": "ssm", "parameter": format!("/lava/{realm}/absent")}}}),
     )
     .await;
-    put_connection(
-        &t,
-        json!({"conn_id": "keyless", "type": "aws", "enabled": true,
-        "access_keys": format!("/lava/{realm}/nokeys")}),
-    )
-    .await;
-    put_connection(
-        &t,
-        json!({"conn_id": "shell", "type": "ssh", "enabled": true, "ssh_key": "/k"}),
-    )
-    .await;
-    put_connection(
-        &t,
-        json!({"conn_id": "share", "type": "smb", "enabled": true}),
-    )
-    .await;
-    put_connection(
-        &t,
+    t.put_connection(json!({"conn_id": "keyless", "type": "aws", "enabled": true,
+        "access_keys": format!("/lava/{realm}/nokeys")}))
+        .await;
+    t.put_connection(json!({"conn_id": "shell", "type": "ssh", "enabled": true, "ssh_key": "/k"}))
+        .await;
+    t.put_connection(json!({"conn_id": "share", "type": "smb", "enabled": true}))
+        .await;
+    t.put_connection(
         json!({"conn_id": "opts", "type": "scp", "enabled": true, "ssh_key": "/k",
                "ssh_options": "Port=22"}),
     )
     .await;
-    put_connection(
-        &t,
-        json!({"conn_id": "typo", "type": "gneric", "enabled": true}),
-    )
-    .await;
-    put_connection(
-        &t,
-        json!({"conn_id": "box", "type": "docker", "enabled": true}),
-    )
-    .await;
+    t.put_connection(json!({"conn_id": "typo", "type": "gneric", "enabled": true}))
+        .await;
+    t.put_connection(json!({"conn_id": "box", "type": "docker", "enabled": true}))
+        .await;
     let cases = [
         (
             "c/missing",
@@ -338,8 +279,7 @@ async fn bad_connections_fail_the_run_not_the_worker() {
 #[tokio::test]
 async fn pkg_bundles_get_connection_helpers() {
     let t = TestRealm::new(&["core"]).await;
-    put_connection(
-        &t,
+    t.put_connection(
         json!({"conn_id": "attrs", "type": "generic", "enabled": true,
         "attributes": {"user": "pkg-user", "port": 5432}}),
     )
@@ -537,8 +477,7 @@ async fn ssh_family_helpers_reach_a_real_sshd() {
 
     let key =
         std::fs::read_to_string(dir.path().join("user_key")).unwrap_or_else(|e| panic!("{e}"));
-    put_secret(
-        &t,
+    t.put_secret(
         &format!("/lava/{realm}/ssh"),
         &key.trim_end().replace('\n', ","),
     )
@@ -549,8 +488,7 @@ async fn ssh_family_helpers_reach_a_real_sshd() {
         .map(|u| u.name)
         .unwrap_or_else(|| "root".into());
     for conn_type in ["ssh", "scp", "sftp", "git"] {
-        put_connection(
-            &t,
+        t.put_connection(
             json!({"conn_id": format!("box/{conn_type}"), "type": conn_type, "enabled": true,
                    "ssh_key": format!("/lava/{realm}/ssh"),
                    "ssh_options": [format!("Port={port}"), format!("User={user}")]}),

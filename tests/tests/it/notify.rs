@@ -8,11 +8,10 @@
 //! worker's log.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use lava_common::store::{BackendSpec, Table};
-use lava_tests::{TestRealm, lava, stderr, suite_backend};
+use lava_common::store::BackendSpec;
+use lava_tests::{TestRealm, stderr, suite_backend};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,39 +20,6 @@ fn job(job_id: &str, on_success: Value) -> Value {
     json!({"job_id": job_id, "type": "cmd", "worker": "core", "payload": "true",
            "enabled": true, "owner": "tests", "description": "notify test",
            "on_success": on_success})
-}
-
-async fn put_connection(t: &TestRealm, item: Value) {
-    let item = item.as_object().cloned().unwrap_or_default();
-    if let Err(e) = t
-        .backend
-        .tables
-        .put(&t.name, Table::Connections, &item)
-        .await
-    {
-        panic!("cannot write connection: {e}");
-    }
-}
-
-/// Stores an SSM parameter with `lava-realm secret put`, the value on stdin.
-async fn put_secret(t: &TestRealm, name: &str, value: &str) {
-    let mut cmd = lava("lava-realm");
-    cmd.args(["-r", &t.name, "secret", "put", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("lava-realm: {e}"));
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(format!("{value}\n").as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.status.success(), "secret put: {}", stderr(&out));
 }
 
 /// Runs one job to its end and returns its run id and the worker's log.
@@ -163,8 +129,7 @@ async fn slack_styles_reach_the_webhook_and_failures_keep_the_url_secret() {
     let hook = Webhook::start(200, "ok").await;
     let secret = format!("T000/B000/{}", uuid::Uuid::new_v4().simple());
     let url = format!("http://{}/services/{secret}", hook.addr);
-    put_connection(
-        &t,
+    t.put_connection(
         json!({"conn_id": "chat", "type": "slack", "enabled": true, "webhook_url": url,
                "from": "lava-bot", "colour": "00ff00"}),
     )
@@ -215,12 +180,9 @@ async fn slack_styles_reach_the_webhook_and_failures_keep_the_url_secret() {
 
     // A webhook that refuses: the run stays complete, the URL stays secret.
     let refusing = Webhook::start(404, "no_service").await;
-    put_connection(
-        &t,
-        json!({"conn_id": "gone", "type": "slack", "enabled": true,
-               "webhook_url": format!("http://{}/services/{secret}", refusing.addr)}),
-    )
-    .await;
+    t.put_connection(json!({"conn_id": "gone", "type": "slack", "enabled": true,
+               "webhook_url": format!("http://{}/services/{secret}", refusing.addr)}))
+        .await;
     t.put_job(job(
         "slackfail",
         json!([{"action": "slack", "slack_conn": "gone", "message": "x"},
@@ -258,12 +220,9 @@ async fn a_silent_webhook_fails_the_action_not_the_run() {
             streams.push(stream);
         }
     });
-    put_connection(
-        &t,
-        json!({"conn_id": "slow", "type": "slack", "enabled": true,
-               "webhook_url": format!("http://{addr}/hook")}),
-    )
-    .await;
+    t.put_connection(json!({"conn_id": "slow", "type": "slack", "enabled": true,
+               "webhook_url": format!("http://{addr}/hook")}))
+        .await;
     t.put_job(job(
         "silent",
         json!([{"action": "slack", "slack_conn": "slow", "message": "x"}]),
@@ -396,9 +355,8 @@ async fn smtp_delivers_with_login_and_attachment_without_showing_the_password() 
     let sink = SmtpSink::start(false).await;
     let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
     let pname = format!("/lava/{}/smtp", t.name);
-    put_secret(&t, &pname, &password).await;
-    put_connection(
-        &t,
+    t.put_secret(&pname, &password).await;
+    t.put_connection(
         json!({"conn_id": "mail", "type": "email", "subtype": "smtp", "enabled": true,
                "host": "127.0.0.1", "port": sink.port, "user": "robot", "password": pname,
                "from": "Lava <lava@example.com>", "reply_to": ["ops@example.com"]}),
@@ -461,8 +419,7 @@ async fn smtp_refused_or_rejected_records_action_failed() {
         ("rejecting", rejecting.port, false),
         ("notls", plain.port, true),
     ] {
-        put_connection(
-            &t,
+        t.put_connection(
             json!({"conn_id": id, "type": "email", "subtype": "smtp", "enabled": true,
                    "host": "127.0.0.1", "port": port, "tls": tls, "from": "lava@example.com"}),
         )
@@ -742,8 +699,7 @@ async fn ses_connection_sends_a_raw_message_on_aws() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("verify: {e}"));
-    put_connection(
-        &t,
+    t.put_connection(
         json!({"conn_id": "ses", "type": "email", "enabled": true, "from": "conn@example.com"}),
     )
     .await;
@@ -789,18 +745,14 @@ async fn email_and_slack_helpers_run_lava_email_and_lava_slack() {
     let t = TestRealm::new(&["core"]).await;
     let sink = SmtpSink::start(false).await;
     let hook = Webhook::start(200, "ok").await;
-    put_connection(
-        &t,
+    t.put_connection(
         json!({"conn_id": "mail", "type": "email", "subtype": "smtp", "enabled": true,
                "host": "127.0.0.1", "port": sink.port, "from": "helper@example.com"}),
     )
     .await;
-    put_connection(
-        &t,
-        json!({"conn_id": "chat", "type": "slack", "enabled": true,
-               "webhook_url": format!("http://{}/hook", hook.addr)}),
-    )
-    .await;
+    t.put_connection(json!({"conn_id": "chat", "type": "slack", "enabled": true,
+               "webhook_url": format!("http://{}/hook", hook.addr)}))
+        .await;
     t.put_payload("notify/helpers.sh", HELPERS.as_bytes().to_vec())
         .await;
     t.put_job(json!({"job_id": "helpers", "type": "exe", "worker": "core",
@@ -891,8 +843,7 @@ async fn sqs_action_sets_fifo_ids_on_aws() {
 async fn email_limits_fail_the_action() {
     let t = TestRealm::new(&["core"]).await;
     let sink = SmtpSink::start(false).await;
-    put_connection(
-        &t,
+    t.put_connection(
         json!({"conn_id": "mail", "type": "email", "subtype": "smtp", "enabled": true,
                "host": "127.0.0.1", "port": sink.port, "from": "lava@example.com"}),
     )

@@ -6,15 +6,12 @@
 //! event naming the payload text and the statement, never the worker.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use async_trait::async_trait;
 use lava_common::db::{DbError, DbSpec, Engine, RowSink, Session, TlsMode};
 use lava_common::sql::csv::Field;
-use lava_common::store::Table;
-use lava_tests::{TestRealm, lava, stderr};
+use lava_tests::{TestRealm, stderr};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/sql")
@@ -140,38 +137,6 @@ impl ScratchDb {
     }
 }
 
-async fn put_secret(t: &TestRealm, name: &str, value: &str) {
-    let mut cmd = lava("lava-realm");
-    cmd.args(["-r", &t.name, "secret", "put", name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("lava-realm: {e}"));
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(format!("{value}\n").as_bytes())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(out.status.success(), "secret put: {}", stderr(&out));
-}
-
-async fn put_connection(t: &TestRealm, item: Value) {
-    let item = item.as_object().cloned().unwrap_or_default();
-    if let Err(e) = t
-        .backend
-        .tables
-        .put(&t.name, Table::Connections, &item)
-        .await
-    {
-        panic!("cannot write connection: {e}");
-    }
-}
-
 fn sqli_job(job_id: &str, payload: Value, mut parameters: Value, conn_id: &str) -> Value {
     parameters["conn_id"] = json!(conn_id);
     json!({"job_id": job_id, "type": "sqli", "worker": "core", "payload": payload,
@@ -194,8 +159,8 @@ async fn golden_cases(engine: Engine, dir: &str) {
     let t = TestRealm::new(&["core"]).await;
     let db = ScratchDb::create(engine).await;
     let parameter = format!("/lava/{}/db", t.name);
-    put_secret(&t, &parameter, &db.password).await;
-    put_connection(&t, db.connection("db", &parameter)).await;
+    t.put_secret(&parameter, &db.password).await;
+    t.put_connection(db.connection("db", &parameter)).await;
     let cases: Vec<Value> = serde_json::from_str(
         &std::fs::read_to_string(golden_dir().join("cases.json")).unwrap_or_else(|e| panic!("{e}")),
     )
@@ -337,15 +302,15 @@ async fn transactions_and_bad_input_fail_the_run_not_the_worker() {
     let t = TestRealm::new(&["core"]).await;
     let db = ScratchDb::create(Engine::Postgres).await;
     let parameter = format!("/lava/{}/db", t.name);
-    put_secret(&t, &parameter, &db.password).await;
-    put_connection(&t, db.connection("db", &parameter)).await;
+    t.put_secret(&parameter, &db.password).await;
+    t.put_connection(db.connection("db", &parameter)).await;
     let mut nobody = db.connection("nobody", &parameter);
     let role = format!(
         "no_such_role_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     nobody["user"] = json!(role);
-    put_connection(&t, nobody).await;
+    t.put_connection(nobody).await;
 
     // `sql`: files from the payload location, in one session.
     t.put_payload(
@@ -511,8 +476,7 @@ async fn sqlite_databases_run_in_process() {
     let t = TestRealm::new(&["core"]).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let file = dir.path().join("t.db");
-    put_connection(
-        &t,
+    t.put_connection(
         json!({"conn_id": "lite", "type": "sqlite3", "enabled": true,
                "host": file.display().to_string(), "port": 0, "user": "x"}),
     )
@@ -542,8 +506,8 @@ async fn mariadb_transactions_roll_back_and_sql_files_run() {
     let t = TestRealm::new(&["core"]).await;
     let db = ScratchDb::create(Engine::MySql).await;
     let parameter = format!("/lava/{}/db", t.name);
-    put_secret(&t, &parameter, &db.password).await;
-    put_connection(&t, db.connection("db", &parameter)).await;
+    t.put_secret(&parameter, &db.password).await;
+    t.put_connection(db.connection("db", &parameter)).await;
     t.put_job(sqli_job(
         "my/tx",
         json!([
@@ -597,14 +561,13 @@ async fn sqlc_feeds_files_to_each_client() {
     let my = ScratchDb::create(Engine::MySql).await;
     let pg_param = format!("/lava/{}/pg", t.name);
     let my_param = format!("/lava/{}/my", t.name);
-    put_secret(&t, &pg_param, &pg.password).await;
-    put_secret(&t, &my_param, &my.password).await;
-    put_connection(&t, pg.connection("pg", &pg_param)).await;
-    put_connection(&t, my.connection("my", &my_param)).await;
+    t.put_secret(&pg_param, &pg.password).await;
+    t.put_secret(&my_param, &my.password).await;
+    t.put_connection(pg.connection("pg", &pg_param)).await;
+    t.put_connection(my.connection("my", &my_param)).await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let lite = dir.path().join("c.db");
-    put_connection(
-        &t,
+    t.put_connection(
         json!({"conn_id": "lite", "type": "sqlite3", "enabled": true,
                "host": lite.display().to_string(), "port": 0, "user": "x"}),
     )
