@@ -99,12 +99,17 @@ fn psql(dir: &Path, spec: &DbSpec, run: &RunInfo<'_>) -> Helper {
 }
 
 /// Whether `mysql` on the PATH is MariaDB's client (`None`: no client).
+/// Spawned registered, so the worker's orphan reaper leaves its exit
+/// status to this wait.
 async fn mariadb_client() -> Option<bool> {
-    let out = tokio::process::Command::new("mysql")
-        .arg("--version")
-        .output()
-        .await
-        .ok()?;
+    let mut cmd = tokio::process::Command::new("mysql");
+    cmd.arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let (child, _registration) = lava_common::children::spawn(&mut cmd).ok()?;
+    let out = child.wait_with_output().await.ok()?;
     out.status.success().then(|| {
         String::from_utf8_lossy(&out.stdout)
             .to_ascii_lowercase()
