@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::payload::download;
-use super::sql_run::{SQL_KEYS, Source};
+use super::sql_run::{SQL_KEYS, Source, payload_files};
 use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 
 /// `sql`.
@@ -31,17 +31,7 @@ impl JobType for Sql {
 
 async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     let p = job.sql_params()?;
-    let items: Vec<String> = match job.run.job.payload() {
-        Value::String(s) if !s.trim().is_empty() => vec![s.clone()],
-        Value::Array(list) if !list.is_empty() => list
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                _ => Err(Failure::new("Bad payload: must be string or list of strings")),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err(Failure::new("payload required")),
-    };
+    let items = payload_files(job.run.job.payload())?;
     let files = download(job, &items, &job.services.settings.sql_max_payload_size).await?;
     let mut sources = Vec::new();
     for path in files.into_iter().flatten() {

@@ -372,3 +372,24 @@ impl RowSink for CsvSink<'_> {
         self.write(&text).await
     }
 }
+
+/// The payload of `sql` and `sqlc`: file names, as a non-empty string or a
+/// non-empty list of strings.
+pub(super) fn payload_files(payload: &Value) -> Result<Vec<String>, Failure> {
+    match payload {
+        Value::String(s) if !s.trim().is_empty() => Ok(vec![s.clone()]),
+        Value::Array(list) if !list.is_empty() => string_list(list),
+        _ => Err(Failure::new("payload required")),
+    }
+}
+
+/// Every item of a payload list, which must all be strings.
+pub(super) fn string_list(list: &[Value]) -> Result<Vec<String>, Failure> {
+    list.iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Failure::new("Bad payload: must be string or list of strings"))
+        })
+        .collect()
+}

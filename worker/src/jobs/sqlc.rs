@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::payload::download;
 use super::program::{Program, program_result};
+use super::sql_run::payload_files;
 use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 use crate::conn::{self, RunInfo};
 
@@ -45,17 +46,7 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
         Some(other) => other.to_string(),
         None => return Err(Failure::new("Bad job parameters: Missing keys: conn_id")),
     };
-    let items: Vec<String> = match job.run.job.payload() {
-        Value::String(p) if !p.trim().is_empty() => vec![p.clone()],
-        Value::Array(list) if !list.is_empty() => list
-            .iter()
-            .map(|v| match v {
-                Value::String(p) => Ok(p.clone()),
-                _ => Err(Failure::new("Bad payload: must be string or list of strings")),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err(Failure::new("payload required")),
-    };
+    let items = payload_files(job.run.job.payload())?;
     let template = s.settings.conn_app_name.as_deref();
     let run_info = RunInfo {
         job_dir: job.run.job_dir,

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::sql_run::{SQL_KEYS, Source};
+use super::sql_run::{SQL_KEYS, Source, string_list};
 use super::{Failure, JobContext, JobType, Outcome, ParamKeys};
 
 /// `sqli`.
@@ -33,13 +33,7 @@ async fn run(job: &JobContext<'_>) -> Result<Value, Failure> {
     let p = job.sql_params()?;
     let texts: Vec<String> = match job.run.job.payload() {
         Value::String(s) => vec![s.clone()],
-        Value::Array(list) => list
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                _ => Err(Failure::new("Bad payload: must be string or list of strings")),
-            })
-            .collect::<Result<_, _>>()?,
+        Value::Array(list) => string_list(list)?,
         _ => return Err(Failure::new("Bad payload: must be string or list of strings")),
     };
     let sources = texts
